@@ -1,0 +1,3 @@
+"""kb: a knowledge base for payment customer support."""
+
+__version__ = "0.1.0"

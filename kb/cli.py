@@ -1,0 +1,170 @@
+"""The `kb` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from kb.config import load_settings
+from kb.errors import KbError
+
+
+class KbGroup(click.Group):
+    """A click group that turns every KbError into a clean message and exit status."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KbError as error:
+            raise click.ClickException(error.message) from None
+
+
+def _settings(ctx: click.Context) -> dict:
+    return ctx.obj["settings"]
+
+
+@click.group(cls=KbGroup)
+@click.version_option(package_name="kb")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """kb: a knowledge base for payment customer support.
+
+    Settings come from KB_* environment variables (KB_CONTENT_DIR, KB_DATA_DIR, ...);
+    see the README for the list.
+    """
+    try:
+        settings = load_settings()
+    except KbError as error:
+        raise click.ClickException(error.message) from None
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
+    ctx.obj = {"settings": settings}
+
+
+def _progress(label: str, total: int, already: int):
+    """A progress bar on stderr for slow steps."""
+    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+    bar.__enter__()
+    state = {"done": already}
+
+    def tick(n: int) -> None:
+        bar.update(n)
+        state["done"] += n
+        if state["done"] >= total:
+            bar.__exit__(None, None, None)
+
+    return tick
+
+
+@main.command("index")
+@click.option("--full", is_flag=True, help="Rebuild everything instead of only what changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@click.pass_context
+def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
+    """Index the SOP library (incrementally unless --full).
+
+    Every problem in a document is reported with its file and line; valid
+    documents are indexed anyway, and the exit status is 1 if any document was
+    skipped.
+    """
+    from kb.indexing.builder import build_index
+
+    settings = _settings(ctx)
+    content = settings["CONTENT_DIR"]
+    if not content.is_dir():
+        raise click.ClickException(f"content folder {content} does not exist (set KB_CONTENT_DIR)")
+    report = build_index(content, settings["DATA_DIR"], settings["EMBEDDING_MODEL"], full=full,
+                         progress=None if as_json else _progress)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            click.echo(f"{problem.severity}: {problem}", err=True)
+        if report.up_to_date:
+            click.echo(f"index is up to date: {report.documents} documents, {report.sections} sections "
+                       f"({report.seconds:.2f} s)")
+        else:
+            kind = "full" if report.full else "incremental"
+            click.echo(f"{kind} build {report.generation}: {report.documents} documents, {report.sections} sections, "
+                       f"{len(report.changed)} changed, {len(report.removed)} removed, {report.embedded} embedded "
+                       f"({report.seconds:.2f} s)")
+        if report.skipped:
+            click.echo(f"skipped {len(report.skipped)} document(s): {', '.join(report.skipped)}", err=True)
+    if report.skipped:
+        ctx.exit(1)
+
+
+def _searcher(ctx: click.Context):
+    from kb.search import Searcher
+
+    return Searcher(_settings(ctx))
+
+
+@main.command("search")
+@click.argument("query")
+@click.option("--mode", type=click.Choice(["hybrid", "keyword", "semantic"]), default="hybrid", show_default=True,
+              help="How to search.")
+@click.option("-k", "k", type=int, default=5, show_default=True, help="How many SOPs to return.")
+@click.option("--business-line", default=None, help="Only documents of this business line (or 'all').")
+@click.option("--category", default=None, help="Only documents in this category or group.")
+@click.option("--type", "doc_type", type=click.Choice(["sop", "policy"]), default=None, help="Only this type.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON response.")
+@click.pass_context
+def search_command(ctx, query, mode, k, business_line, category, doc_type, as_json) -> None:
+    """Search the library and print the best SOP sections."""
+    import html
+    import re
+
+    filters = {"business_line": business_line, "category": category, "type": doc_type}
+    results = _searcher(ctx).search(query, k, mode, filters if any(filters.values()) else None)
+    if as_json:
+        click.echo(json.dumps(results.to_dict(), indent=2, ensure_ascii=False))
+        return
+    if not results.hits:
+        click.echo("no results")
+    for rank, hit in enumerate(results.hits, start=1):
+        snippet = html.unescape(re.sub(r"</?mark>", "", hit.snippet))
+        click.echo(f"{rank}. {hit.title} [{hit.sop_id}] > {hit.heading}  (score {hit.score:.4f})")
+        click.echo(f"   {hit.url}")
+        click.echo(f"   {snippet}")
+
+
+@main.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: {n, modes: {mode: metrics}}.")
+@click.pass_context
+def eval_command(ctx: click.Context, file: Path, as_json: bool) -> None:
+    """Measure hit@1, hit@3, hit@5 and MRR per mode on labelled queries (JSON lines)."""
+    from kb.evaluation import evaluate, load_queries
+
+    queries = load_queries(file)
+    result, skipped = evaluate(_searcher(ctx), queries)
+    if skipped:
+        click.echo(f"skipped {len(skipped)} of {len(queries)} queries: none of their SOPs is in the index", err=True)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{result['n']} queries")
+    click.echo(f"{'mode':<10}{'hit@1':>8}{'hit@3':>8}{'hit@5':>8}{'mrr':>8}")
+    for mode, metrics in result["modes"].items():
+        click.echo(f"{mode:<10}" + "".join(f"{metrics[m]:>8.3f}" for m in ("hit@1", "hit@3", "hit@5", "mrr")))
+
+
+@main.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default KB_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default KB_PORT).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default KB_WORKERS).")
+@click.pass_context
+def serve_command(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the web app and JSON API with gunicorn."""
+    from kb.indexing.builder import current_generation
+
+    settings = _settings(ctx)
+    current_generation(settings["DATA_DIR"])  # fail now, clearly, if there is no index
+    from kb.web.server import run
+
+    run(host or settings["HOST"], port or settings["PORT"], workers or settings["WORKERS"])

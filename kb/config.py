@@ -1,0 +1,108 @@
+"""Settings as data: each setting with its default and one line of help.
+
+Every setting can be given in the environment as ``KB_<NAME>`` (for example
+``KB_CONTENT_DIR``) or in a mapping passed to :func:`load_settings`. An unknown
+``KB_*`` name or a value of the wrong kind fails at start-up with a message
+that names it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kb.errors import ConfigError
+
+ENV_PREFIX = "KB_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, default, kind and a line of help."""
+
+    name: str
+    default: Any
+    help: str
+    kind: str = "str"  # str | int | path | choice
+    choices: tuple[str, ...] = ()
+
+
+def _default_root(folder: str) -> Path:
+    """The repository's folder if kb runs from a checkout, else one in the working directory."""
+    here = PROJECT_ROOT / folder
+    return here if (PROJECT_ROOT / "setup.cfg").exists() else Path.cwd() / folder
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("CONTENT_DIR", None, "Folder of SOP Markdown files (in a git repository). Default: the repository's sops/.", "path"),
+    Setting("DATA_DIR", None, "Instance folder for indexes, model cache and state. Default: the repository's instance/.", "path"),
+    Setting("EMBEDDING_MODEL", "", "Sentence-transformers model: a local path or hub name. Empty: the packaged all-MiniLM-L6-v2."),
+    Setting("QUERY_ENCODER", "onnx", "How queries are embedded: onnx (exported once, cached) or torch.", "choice", ("onnx", "torch")),
+    Setting("RRF_K", 60, "Reciprocal rank fusion constant k: larger flattens the weight of top ranks.", "int"),
+    Setting("CANDIDATES", 100, "Sections each retriever returns before fusion.", "int"),
+    Setting("MAX_QUERY_CHARS", 2000, "Longest query accepted, in characters.", "int"),
+    Setting("DEFAULT_K", 10, "Results returned when a request does not say how many.", "int"),
+    Setting("MAX_K", 50, "Most results one request may ask for.", "int"),
+    Setting("HOST", "127.0.0.1", "Address `kb serve` listens on."),
+    Setting("PORT", 8000, "Port `kb serve` listens on.", "int"),
+    Setting("WORKERS", 2, "Worker processes `kb serve` starts.", "int"),
+    Setting("LOG_LEVEL", "INFO", "Logging level.", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+# Flask's own keys that may also come through the KB_ prefix.
+FLASK_KEYS = frozenset({"SECRET_KEY", "TESTING", "DEBUG"})
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    if value is None:
+        return None
+    if setting.kind == "int":
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {setting.name}: expected a whole number, got {value!r}") from None
+        if number < 1:
+            raise ConfigError(f"setting {setting.name}: must be at least 1, got {number}")
+        return number
+    if setting.kind == "path":
+        return Path(value).expanduser().resolve()
+    text = str(value)
+    if setting.kind == "choice" and text not in setting.choices:
+        allowed = ", ".join(setting.choices)
+        raise ConfigError(f"setting {setting.name}: {text!r} is not one of {allowed}")
+    return text
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return every setting: defaults, then ``KB_*`` environment, then overrides.
+
+    Raises:
+        ConfigError: an unknown name or a value of the wrong kind.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):]
+        if name in FLASK_KEYS:
+            continue
+        if name not in BY_NAME:
+            known = ", ".join(ENV_PREFIX + s.name for s in SETTINGS)
+            raise ConfigError(f"unknown setting {key} in the environment (known: {known})")
+        values[name] = raw
+    for name, raw in (overrides or {}).items():
+        if name in BY_NAME:
+            values[name] = raw
+    settings = {name: _coerce(BY_NAME[name], value) for name, value in values.items()}
+    if settings["CONTENT_DIR"] is None:
+        settings["CONTENT_DIR"] = _default_root("sops")
+    if settings["DATA_DIR"] is None:
+        settings["DATA_DIR"] = _default_root("instance")
+    return settings

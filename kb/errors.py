@@ -1,0 +1,104 @@
+"""The one error hierarchy of kb.
+
+    KbError                      base of every error kb raises on purpose
+    ├── ConfigError              a setting is unknown or has a bad value
+    ├── QueryError               a search request is malformed (HTTP 400)
+    ├── NotFoundError            an SOP or other object does not exist (HTTP 404)
+    ├── DocumentError            a document or library file is invalid; carries problems
+    └── IndexError_              the index is missing or cannot be built / loaded
+        └── IndexNotBuiltError   no index generation exists yet
+
+The CLI turns a KbError into a click.ClickException; the web API answers every
+error in one JSON shape, {"error": {"code", "message", "details"}}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a file: where it is and what is wrong."""
+
+    file: str
+    line: int
+    message: str
+    field: str | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        what = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{where}: {what}"
+
+    def to_dict(self) -> dict:
+        """Return the problem as plain data for JSON."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "field": self.field,
+            "message": self.message,
+            "severity": self.severity,
+        }
+
+
+class KbError(Exception):
+    """Base of every error kb raises on purpose."""
+
+    code = "error"
+    http_status = 500
+
+    def __init__(self, message: str, details: object = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(KbError):
+    """A setting is unknown or has a value of the wrong kind."""
+
+    code = "config_error"
+
+
+class QueryError(KbError):
+    """A search request is malformed."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class NotFoundError(KbError):
+    """The requested object does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+@dataclass
+class DocumentError(KbError):
+    """A document or library file is invalid."""
+
+    problems: list[Problem] = field(default_factory=list)
+    code = "invalid_document"
+    http_status = 422
+
+    def __post_init__(self) -> None:
+        lines = "\n".join(str(p) for p in self.problems)
+        KbError.__init__(self, lines or "invalid document", [p.to_dict() for p in self.problems])
+
+
+class IndexError_(KbError):
+    """The index cannot be built or loaded."""
+
+    code = "index_error"
+    http_status = 503
+
+
+class IndexNotBuiltError(IndexError_):
+    """No index generation exists yet."""
+
+    code = "index_not_built"
+
+    def __init__(self, data_dir: object):
+        super().__init__(f"no index in {data_dir}: run `kb index` first")

@@ -1,0 +1,1 @@
+"""Indexing: sections, keyword and vector indexes, fusion, builds. No Flask here."""

@@ -1,0 +1,279 @@
+"""Full and incremental index builds, written as generations and switched atomically.
+
+Layout under the data folder::
+
+    index/manifest.json          names the live generation
+    index/<generation>/          keyword/ (whoosh), vectors.faiss,
+                                 sections.json, documents.json
+    embeddings.sqlite            vectors cached by content hash
+    models/<model>/              the ONNX export of the embedding model
+
+A build writes a new generation beside the live one, then replaces the
+manifest (write temp, fsync, os.replace). Readers that see a new manifest
+reload. A failed build removes its half-written generation and leaves the old
+one serving. One build runs at a time (a lock file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kb.errors import IndexNotBuiltError, Problem
+from kb.indexing import embeddings
+from kb.indexing.chunking import CHUNKING_VERSION, Section, chunk_document
+from kb.indexing.keyword import items_for, keyword_backend
+from kb.indexing.vector import FILE_NAME as VECTORS_FILE
+from kb.indexing.vector import VectorIndex
+from kb.library import Library, load_library
+from kb.repository import revisions
+
+FORMAT_VERSION = 1
+KEEP_GENERATIONS = 3
+KEYWORD_BACKEND = "whoosh"
+
+
+def index_root(data_dir: Path) -> Path:
+    """The folder holding the manifest and the generations."""
+    return data_dir / "index"
+
+
+def read_manifest(data_dir: Path) -> dict | None:
+    """Return the manifest, or None if no index was ever built."""
+    path = index_root(data_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def current_generation(data_dir: Path) -> Path:
+    """The live generation's folder.
+
+    Raises:
+        IndexNotBuiltError: there is no index yet.
+    """
+    manifest = read_manifest(data_dir)
+    if manifest is None:
+        raise IndexNotBuiltError(data_dir)
+    return index_root(data_dir) / manifest["generation"]
+
+
+def _write_json_atomic(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+@contextmanager
+def _build_lock(data_dir: Path):
+    root = index_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class BuildReport:
+    """What a build did."""
+
+    generation: str | None
+    documents: int = 0
+    sections: int = 0
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    embedded: int = 0
+    full: bool = False
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when nothing changed and no new generation was written."""
+        return self.generation is None
+
+    def to_dict(self) -> dict:
+        """Return the report as plain data."""
+        return {
+            "generation": self.generation,
+            "documents": self.documents,
+            "sections": self.sections,
+            "changed": self.changed,
+            "removed": self.removed,
+            "embedded": self.embedded,
+            "full": self.full,
+            "seconds": round(self.seconds, 3),
+            "problems": [p.to_dict() for p in self.problems],
+            "skipped": self.skipped,
+        }
+
+
+def _document_record(document, revision: str | None) -> dict:
+    record = document.metadata()
+    record.update(revision=revision, content_hash=document.content_hash, text=document.text,
+                  body_line=document.body_line)
+    return record
+
+
+def build_index(
+    content_dir: Path,
+    data_dir: Path,
+    model: str = "",
+    full: bool = False,
+    progress: Callable[[str, int, int], Callable[[int], None]] | None = None,
+    library: Library | None = None,
+) -> BuildReport:
+    """Build a new index generation from the content folder and switch to it.
+
+    Args:
+        content_dir: the folder of SOP files.
+        data_dir: the instance folder.
+        model: the embedding model setting ("" for the packaged model).
+        full: rebuild everything instead of reusing the live generation.
+        progress: progress(label, total, already) returns a callback taking increments.
+        library: an already loaded library (else loaded from content_dir).
+
+    Returns:
+        The build report; report.generation is None if the index was already up to date.
+    """
+    started = time.perf_counter()
+    library = library or load_library(content_dir)
+    report = BuildReport(generation=None, problems=list(library.problems), skipped=list(library.skipped), full=full)
+    revs = revisions(content_dir)
+    indexed = {i: d for i, d in library.documents.items() if d.status != "retired"}
+    records = {i: _document_record(d, revs.get(d.path)) for i, d in library.documents.items()}
+    model_id = embeddings.model_identity(model)
+    with _build_lock(data_dir):
+        manifest = read_manifest(data_dir)
+        old_dir = index_root(data_dir) / manifest["generation"] if manifest else None
+        compatible = (
+            manifest is not None
+            and manifest.get("format") == FORMAT_VERSION
+            and manifest.get("model") == model_id
+            and manifest.get("keyword_backend") == KEYWORD_BACKEND
+            and manifest.get("chunking") == CHUNKING_VERSION
+            and old_dir.is_dir()
+        )
+        old_records = json.loads((old_dir / "documents.json").read_text()) if compatible else {}
+        old_indexed = {i for i, r in old_records.items() if r["status"] != "retired"}
+        if full or not compatible:
+            report.full = True
+            changed = set(indexed)
+            removed: set[str] = set()
+        else:
+            changed = {i for i, d in indexed.items()
+                       if i not in old_records or old_records[i]["content_hash"] != d.content_hash
+                       or old_records[i]["status"] == "retired"}
+            removed = old_indexed - set(indexed)
+        report.changed, report.removed = sorted(changed), sorted(removed)
+        if not report.full and not changed and not removed and old_records == records:
+            report.documents = len(indexed)
+            report.sections = json.loads((old_dir / "build.json").read_text())["sections"]
+            report.seconds = time.perf_counter() - started
+            return report
+        generation = dt.datetime.now(dt.timezone.utc).strftime("g%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        target = index_root(data_dir) / generation
+        try:
+            report.generation = generation
+            _write_generation(target, library, indexed, records, changed, removed,
+                              old_dir if not report.full else None, data_dir, model, model_id, progress, report)
+            _fsync_tree(target)
+            _write_json_atomic(index_root(data_dir) / "manifest.json", {
+                "generation": generation,
+                "format": FORMAT_VERSION,
+                "model": model_id,
+                "keyword_backend": KEYWORD_BACKEND,
+                "chunking": CHUNKING_VERSION,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "documents": report.documents,
+                "sections": report.sections,
+            })
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        _prune(data_dir, keep=generation)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_generation(target, library, indexed, records, changed, removed, old_dir, data_dir,
+                      model, model_id, progress, report) -> None:
+    target.mkdir(parents=True)
+    sections: list[Section] = [s for doc_id in sorted(indexed) for s in chunk_document(indexed[doc_id])]
+    report.documents, report.sections = len(indexed), len(sections)
+    # Embeddings first: the slow part, and the cache makes a retry cheap.
+    texts = {s.content_hash: s.embedding_text for s in sections}
+    cache = embeddings.EmbeddingCache(data_dir / "embeddings.sqlite", model_id)
+    encoder_holder: list = []
+
+    def encoder():
+        if not encoder_holder:
+            encoder_holder.append(embeddings.TorchEncoder(model))
+        return encoder_holder[0]
+
+    try:
+        missing = len([h for h in texts if h not in cache.get_many(list(texts))])
+        tick = progress("embedding", missing, 0) if (progress and missing) else None
+        vectors, report.embedded = embeddings.embed_with_cache(texts, encoder, cache, tick)
+    finally:
+        cache.close()
+    # The ONNX query encoder is exported once per model, while torch is loaded anyway.
+    if encoder_holder or not (embeddings.onnx_folder(data_dir, model) / "meta.json").exists():
+        try:
+            embeddings.ensure_onnx(data_dir, model, encoder())
+        except Exception as error:  # noqa: BLE001 - queries fall back to torch
+            report.problems.append(Problem("(model)", 0, f"ONNX export failed, queries will use torch: {error}",
+                                           severity="warning"))
+    matrix = np.vstack([vectors[s.content_hash] for s in sections]) if sections else np.zeros((0, 384), np.float32)
+    VectorIndex.build(matrix, target / VECTORS_FILE)
+    backend = keyword_backend(KEYWORD_BACKEND)
+    if old_dir is None:
+        backend.build(target / "keyword", items_for(sections, indexed))
+    else:
+        fresh = [s for s in sections if s.sop_id in changed]
+        backend.update(old_dir / "keyword", target / "keyword", set(changed) | set(removed), items_for(fresh, indexed))
+    (target / "sections.json").write_text(json.dumps([s.to_dict() for s in sections], ensure_ascii=False))
+    (target / "documents.json").write_text(json.dumps(records, ensure_ascii=False))
+    (target / "build.json").write_text(json.dumps({"sections": len(sections), "documents": len(indexed),
+                                                    "problems": [p.to_dict() for p in report.problems]}))
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file of a generation to disk before the manifest points at it."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _prune(data_dir: Path, keep: str) -> None:
+    """Delete all but the newest KEEP_GENERATIONS generations (never the live one)."""
+    root = index_root(data_dir)
+    generations = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("g")), key=lambda p: p.name)
+    for old in generations[:-KEEP_GENERATIONS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""Reciprocal rank fusion and collapsing per SOP: pure functions over plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+DEFAULT_RRF_K = 60
+
+
+def rrf(
+    rankings: Mapping[str, Sequence[str]], k: int = DEFAULT_RRF_K, weights: Mapping[str, float] | None = None
+) -> list[tuple[str, float]]:
+    """Fuse ranked lists of keys by reciprocal rank: score = sum of w / (k + rank).
+
+    Args:
+        rankings: name of a ranking -> keys, best first.
+        k: the RRF constant; larger values flatten the advantage of top ranks.
+        weights: optional weight per ranking (default 1.0).
+
+    Returns:
+        (key, fused score) pairs, best first; ties keep the order of first appearance.
+    """
+    scores: dict[str, float] = {}
+    for name, keys in rankings.items():
+        weight = 1.0 if weights is None else weights.get(name, 1.0)
+        for rank, key in enumerate(keys, start=1):
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
+    order = {key: i for i, key in enumerate(scores)}
+    return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
+
+
+@dataclass(frozen=True)
+class Group:
+    """One SOP in the results: its best section and its other matching sections."""
+
+    sop_id: str
+    score: float
+    best: str
+    others: tuple[tuple[str, float], ...]
+
+
+def collapse(
+    scored: Sequence[tuple[str, float]], sop_of: Callable[[str], str], limit: int, max_others: int = 3
+) -> list[Group]:
+    """Group scored section keys by SOP, keeping each SOP's best section first.
+
+    Args:
+        scored: (section key, score), best first.
+        sop_of: maps a section key to its SOP id.
+        limit: how many SOPs to return.
+        max_others: how many further sections to keep per SOP.
+
+    Returns:
+        Groups ordered by their best section's score.
+    """
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for key, score in scored:
+        groups.setdefault(sop_of(key), []).append((key, score))
+    out = []
+    for sop_id, members in groups.items():
+        out.append(Group(sop_id, members[0][1], members[0][0], tuple(members[1 : 1 + max_others])))
+        if len(out) == limit:
+            break
+    return out

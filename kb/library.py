@@ -1,0 +1,75 @@
+"""The library: every document under the content folder, validated together.
+
+Checks that need more than one file live here: duplicate ids and categories
+that the taxonomy does not know. A file with a problem is skipped and reported;
+the rest load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb.documents import Document, parse_document
+from kb.errors import Problem
+from kb.taxonomy import Category, load_taxonomy
+
+
+@dataclass
+class Library:
+    """The valid documents of a content folder, with every problem found."""
+
+    root: Path
+    documents: dict[str, Document] = field(default_factory=dict)
+    categories: dict[str, Category] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems of severity error."""
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def decode(raw: bytes, name: str) -> tuple[str | None, list[Problem]]:
+    """Decode UTF-8 bytes; on failure name the line of the first bad byte."""
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        return None, [Problem(name, line, f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start})")]
+
+
+def document_paths(root: Path) -> list[Path]:
+    """Every Markdown file under root, in a stable order, hidden folders left out."""
+    return sorted(p for p in root.rglob("*.md") if not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def load_library(root: Path) -> Library:
+    """Load and validate every document under root."""
+    library = Library(root=root)
+    library.categories, taxonomy_problems = load_taxonomy(root)
+    library.problems.extend(taxonomy_problems)
+    first_seen: dict[str, str] = {}
+    for path in document_paths(root):
+        name = path.relative_to(root).as_posix()
+        text, problems = decode(path.read_bytes(), name)
+        document = None
+        if text is not None:
+            document, problems = parse_document(text, name)
+        if document is not None and document.id in first_seen:
+            problems.append(Problem(name, document.line_of("id"), f"duplicate id {document.id!r}: also in {first_seen[document.id]}", field="id"))
+            document = None
+        if document is not None and library.categories:
+            unknown = [c for c in document.categories if c not in library.categories]
+            for category in unknown:
+                problems.append(Problem(name, document.line_of("categories"), f"unknown category {category!r} (not in categories.yaml)", field="categories"))
+            if unknown:
+                document = None
+        library.problems.extend(problems)
+        if document is None:
+            library.skipped.append(name)
+            continue
+        first_seen[document.id] = name
+        library.documents[document.id] = document
+    return library

@@ -1,0 +1,267 @@
+"""The Searcher: the one facade the web app and the CLI use to search and read.
+
+A Searcher loads the live index generation and, before each call, checks the
+manifest (one stat); when a build has switched generations it loads the new
+one, so every process serves a new revision without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kb import markdown
+from kb.documents import BUSINESS_LINES, TYPES, split_front_matter
+from kb.errors import NotFoundError, QueryError
+from kb.indexing import builder, embeddings, fusion
+from kb.indexing.keyword import Filters, KeywordIndex, keyword_backend
+from kb.indexing.vector import FILE_NAME as VECTORS_FILE
+from kb.indexing.vector import VectorIndex, set_threads
+from kb.redaction import mask_pans
+from kb.snippets import make_snippet
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "keyword", "semantic")
+_CATEGORY = re.compile(r"^[a-z0-9-]+(/[a-z0-9-]+)?$")
+_SOP_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One SOP in the results, cited by its best section."""
+
+    sop_id: str
+    title: str
+    type: str
+    business_line: str
+    categories: tuple[str, ...]
+    heading: str
+    anchor: str
+    snippet: str
+    score: float
+    revision: str | None
+    others: tuple[dict, ...] = ()
+
+    @property
+    def url(self) -> str:
+        """Deep link to the section on the SOP page."""
+        return f"/sops/{self.sop_id}#{self.anchor}"
+
+    def to_dict(self) -> dict:
+        """The API's result shape."""
+        return {
+            "sop_id": self.sop_id,
+            "title": self.title,
+            "type": self.type,
+            "business_line": self.business_line,
+            "categories": list(self.categories),
+            "section": {"heading": self.heading, "anchor": self.anchor},
+            "url": self.url,
+            "snippet": self.snippet,
+            "score": round(self.score, 6),
+            "revision": self.revision,
+            "other_sections": list(self.others),
+        }
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """The answer to one search."""
+
+    query: str  # as redacted
+    mode: str
+    took_ms: float
+    hits: tuple[Hit, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        """The API's response shape."""
+        return {"query": self.query, "mode": self.mode, "took_ms": round(self.took_ms, 2),
+                "results": [h.to_dict() for h in self.hits]}
+
+
+class Generation:
+    """One loaded index generation: keyword and vector indexes plus section and document data."""
+
+    def __init__(self, folder: Path, backend: type[KeywordIndex]):
+        self.name = folder.name
+        self.keyword = backend.open(folder / "keyword")
+        self.vectors = VectorIndex.open(folder / VECTORS_FILE)
+        self.sections: list[dict] = json.loads((folder / "sections.json").read_text())
+        self.documents: dict[str, dict] = json.loads((folder / "documents.json").read_text())
+        self.row_of = {s["key"]: i for i, s in enumerate(self.sections)}
+        self._allowed: dict[Filters, np.ndarray] = {}
+
+    def allowed_rows(self, filters: Filters) -> np.ndarray:
+        """Rows of sections whose documents pass the filters (cached per filter)."""
+        if filters not in self._allowed:
+            rows = [i for i, s in enumerate(self.sections) if filters.matches(self.documents[s["sop_id"]])]
+            self._allowed[filters] = np.array(rows, dtype=np.int64)
+        return self._allowed[filters]
+
+
+def validate_request(query: object, k: object, mode: object, filters: dict | None, max_chars: int, max_k: int
+                     ) -> tuple[str, int, str, Filters | None]:
+    """Check a search request; raise QueryError naming the field and the problem."""
+    if not isinstance(query, str) or not query.strip():
+        raise QueryError("query: must be a non-empty string", {"field": "query"})
+    if len(query) > max_chars:
+        raise QueryError(f"query: longer than {max_chars} characters ({len(query)})", {"field": "query"})
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
+        raise QueryError(f"k: must be a whole number from 1 to {max_k}", {"field": "k"})
+    if mode not in MODES:
+        raise QueryError(f"mode: must be one of {', '.join(MODES)}", {"field": "mode"})
+    if filters is None:
+        return query, k, mode, None
+    if not isinstance(filters, dict):
+        raise QueryError("filters: must be an object", {"field": "filters"})
+    unknown = set(filters) - {"business_line", "category", "type"}
+    if unknown:
+        raise QueryError(f"filters: unknown field {sorted(unknown)[0]!r}", {"field": "filters"})
+    values = {key: (value or None) for key, value in filters.items()}
+    checks = {"business_line": lambda v: v in BUSINESS_LINES, "type": lambda v: v in TYPES,
+              "category": lambda v: isinstance(v, str) and bool(_CATEGORY.match(v))}
+    for key, value in values.items():
+        if value is not None and not checks[key](value):
+            raise QueryError(f"filters.{key}: {value!r} is not a valid value", {"field": f"filters.{key}"})
+    result = Filters(**values)
+    return query, k, mode, (result if result != Filters() else None)
+
+
+class Searcher:
+    """Search and read the live index generation."""
+
+    def __init__(self, settings: dict, encoder=None):
+        self.settings = settings
+        self.data_dir: Path = settings["DATA_DIR"]
+        self._encoder = encoder
+        self._generation: Generation | None = None
+        self._stamp: tuple | None = None
+        self._lock = threading.RLock()
+        self._backend = keyword_backend(builder.KEYWORD_BACKEND)
+        set_threads(1)
+
+    # -- loading -----------------------------------------------------------------
+    def _manifest_stamp(self) -> tuple | None:
+        try:
+            st = os.stat(builder.index_root(self.data_dir) / "manifest.json")
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    @property
+    def generation(self) -> Generation:
+        """The live generation, reloaded when the manifest has changed."""
+        stamp = self._manifest_stamp()
+        if self._generation is None or stamp != self._stamp:
+            with self._lock:
+                if self._generation is None or stamp != self._stamp:
+                    folder = builder.current_generation(self.data_dir)
+                    if self._generation is None or self._generation.name != folder.name:
+                        self._generation = Generation(folder, self._backend)
+                        log.debug("serving index generation %s", folder.name)
+                    self._stamp = stamp
+        return self._generation
+
+    @property
+    def encoder(self):
+        """The query encoder (ONNX unless set otherwise), loaded on first use."""
+        if self._encoder is None:
+            with self._lock:
+                if self._encoder is None:
+                    self._encoder = embeddings.query_encoder(
+                        self.data_dir, self.settings["EMBEDDING_MODEL"], self.settings["QUERY_ENCODER"]
+                    )
+        return self._encoder
+
+    def warm_up(self) -> None:
+        """Load the index and the encoder now rather than on the first request."""
+        self.generation  # noqa: B018 - loads
+        self.encoder.encode(["warm up"])
+
+    # -- searching ---------------------------------------------------------------
+    def search(self, query: str, k: int | None = None, mode: str = "hybrid", filters: dict | None = None
+               ) -> SearchResults:
+        """Search the library; one result per SOP, best first.
+
+        Args:
+            query: the user's text; card numbers are masked before anything else happens.
+            k: how many SOPs to return (default DEFAULT_K).
+            mode: hybrid, keyword or semantic.
+            filters: optional {"business_line", "category", "type"}.
+
+        Raises:
+            QueryError: the request is malformed.
+        """
+        started = time.perf_counter()
+        k = self.settings["DEFAULT_K"] if k is None else k
+        query, k, mode, parsed = validate_request(
+            query, k, mode, filters, self.settings["MAX_QUERY_CHARS"], self.settings["MAX_K"])
+        masked = mask_pans(query.strip())
+        gen = self.generation
+        scored = self.rank(gen, masked, mode, parsed)
+        groups = fusion.collapse(scored, lambda key: gen.sections[gen.row_of[key]]["sop_id"], k)
+        terms = {t for _, _, t in gen.keyword.analyze(masked)}
+        hits = tuple(self._hit(gen, group, terms) for group in groups)
+        return SearchResults(masked, mode, (time.perf_counter() - started) * 1000, hits)
+
+    def rank(self, gen: Generation, query: str, mode: str, filters: Filters | None) -> list[tuple[str, float]]:
+        """Return (section key, score) for one mode, best first; hybrid fuses the other two."""
+        limit = self.settings["CANDIDATES"]
+        rankings: dict[str, list[tuple[str, float]]] = {}
+        if mode in ("keyword", "hybrid"):
+            with self._lock:
+                rankings["keyword"] = gen.keyword.search(query, limit, filters)
+        if mode in ("semantic", "hybrid"):
+            vector = self.encoder.encode([query])[0]
+            allowed = gen.allowed_rows(filters) if filters else None
+            rows = gen.vectors.search(vector, limit, allowed)
+            rankings["semantic"] = [(gen.sections[row]["key"], score) for row, score in rows]
+        if mode != "hybrid":
+            return rankings[mode]
+        return fusion.rrf({name: [key for key, _ in ranked] for name, ranked in rankings.items()},
+                          k=self.settings["RRF_K"])
+
+    def _hit(self, gen: Generation, group: fusion.Group, terms: set[str]) -> Hit:
+        section = gen.sections[gen.row_of[group.best]]
+        doc = gen.documents[group.sop_id]
+        others = tuple(
+            {"heading": gen.sections[gen.row_of[key]]["heading"], "anchor": gen.sections[gen.row_of[key]]["anchor"],
+             "score": round(score, 6)} for key, score in group.others)
+        return Hit(
+            sop_id=doc["id"], title=doc["title"], type=doc["type"], business_line=doc["business_line"],
+            categories=tuple(doc["categories"]), heading=section["heading"], anchor=section["anchor"],
+            snippet=make_snippet(section["text"], gen.keyword.analyze, terms), score=group.score,
+            revision=doc["revision"], others=others,
+        )
+
+    # -- reading -----------------------------------------------------------------
+    def document_ids(self) -> list[str]:
+        """Ids of every document in the live generation."""
+        return sorted(self.generation.documents)
+
+    def document(self, sop_id: str) -> dict:
+        """Return a document's metadata, sections, Markdown and rendered HTML.
+
+        Raises:
+            NotFoundError: no such document.
+        """
+        gen = self.generation
+        if not isinstance(sop_id, str) or not _SOP_ID.match(sop_id) or sop_id not in gen.documents:
+            raise NotFoundError(f"no SOP with id {sop_id!r}", {"field": "id"})
+        record = gen.documents[sop_id]
+        split = split_front_matter(record["text"])
+        body = split[1] if split else record["text"]
+        sections = [{"heading": h.text, "anchor": h.anchor, "level": h.level}
+                    for h in markdown.headings(markdown.parse(body))]
+        meta = {key: record[key] for key in ("id", "title", "type", "business_line", "categories", "owner", "status",
+                                             "effective", "review_by", "tags", "path", "revision")}
+        return {**meta, "sections": sections, "html": markdown.render_html(body), "markdown": record["text"]}

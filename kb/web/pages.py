@@ -1,0 +1,54 @@
+"""HTML pages: search, the document list, and the SOP page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from kb.documents import BUSINESS_LINES, TYPES
+from kb.errors import QueryError
+from kb.redaction import mask_pans
+from kb.search import MODES
+from kb.web import searcher
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def search_page():
+    """The search page: a query box, filters, and results with deep links."""
+    args = request.args
+    query = args.get("q", "")
+    masked = mask_pans(query)
+    if masked != query:
+        # Keep card numbers out of the address bar, history and any proxy log after this request.
+        return redirect(url_for("pages.search_page", **{**args.to_dict(), "q": masked}), code=303)
+    form = {key: args.get(key, "") for key in ("business_line", "category", "type")}
+    mode = args.get("mode") or "hybrid"
+    results, error = None, None
+    if query.strip():
+        filters = {key: value for key, value in form.items() if value}
+        try:
+            results = searcher().search(query, None, mode, filters or None)
+        except QueryError as exc:
+            error = exc.message
+    gen = searcher().generation
+    categories = sorted({c for d in gen.documents.values() for c in d["categories"]})
+    return render_template("search.html", query=query, mode=mode, form=form, results=results, error=error,
+                           modes=MODES, business_lines=BUSINESS_LINES, types=TYPES, categories=categories)
+
+
+@bp.get("/sops")
+def list_page():
+    """Every document, grouped by business line."""
+    gen = searcher().generation
+    groups: dict[str, list[dict]] = {}
+    for doc in sorted(gen.documents.values(), key=lambda d: d["title"].lower()):
+        groups.setdefault(doc["business_line"], []).append(doc)
+    ordered = [(line, groups[line]) for line in BUSINESS_LINES if line in groups]
+    return render_template("list.html", groups=ordered)
+
+
+@bp.get("/sops/<sop_id>")
+def sop_page(sop_id: str):
+    """One SOP: metadata, table of contents, and the rendered document."""
+    return render_template("sop.html", doc=searcher().document(sop_id))

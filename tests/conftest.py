@@ -1,0 +1,217 @@
+"""Shared fixtures: temporary git repositories of SOPs, indexes built with the real model, app, client, runner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kb.config import load_settings
+from kb.indexing.builder import build_index
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_SOPS = ROOT / "sops"
+SHARED = ROOT.parent / "shared"
+DEV_QUERIES = SHARED / "eval" / "dev-queries.jsonl"
+
+CATEGORIES = """\
+categories:
+  - id: payments
+    name: Payments
+    description: Charges and payment failures.
+    children:
+      - id: payments/duplicate-charge
+        name: Duplicate charge
+        description: Charged twice.
+        examples: ["charged twice", "two payments"]
+      - id: payments/card-declined
+        name: Card declined
+        description: A payment was declined.
+        examples: ["card declined"]
+  - id: payouts
+    name: Payouts
+    description: Creator payouts.
+    children:
+      - id: payouts/delayed
+        name: Delayed payout
+        description: A payout has not arrived.
+        examples: ["where is my payout"]
+"""
+
+
+def make_sop(sop_id: str, title: str, body: str, **fields) -> str:
+    """Return the text of a valid SOP file with front matter; fields override the defaults."""
+    front = {
+        "id": sop_id,
+        "title": title,
+        "type": "sop",
+        "business_line": "all",
+        "categories": "[payments/duplicate-charge]",
+        "owner": "payments-policy",
+        "status": "published",
+        "effective": "2026-09-01",
+        "review_by": "2027-03-01",
+        "tags": "[refund]",
+    }
+    front.update(fields)
+    lines = "".join(f"{k}: {v}\n" for k, v in front.items() if v is not None)
+    return f"---\n{lines}---\n" + textwrap.dedent(body).lstrip("\n")
+
+
+TINY_DOCS = {
+    "all/pay-duplicate-charge.md": make_sop("pay-duplicate-charge", "Duplicate charges", """
+        ## Purpose
+        A customer sees two charges for one purchase. Tell a pending authorization from a settled charge.
+
+        ## Procedure
+        1. Open the billing console and compare the two transactions.
+        2. Refund the true duplicate.
+        """),
+    "all/pay-card-declined.md": make_sop("pay-card-declined", "Declined card payments", """
+        ## Purpose
+        The bank declined a card payment at checkout.
+
+        ## Customer macro
+        > Your bank declined the payment; please contact them or try another card.
+        """, categories="[payments/card-declined]", tags="[decline]"),
+    "creator-payouts/payout-delayed.md": make_sop("payout-delayed", "Delayed creator payouts", """
+        ## Purpose
+        A creator has not received a payout. Check the payout schedule and bank processing times.
+
+        ## Escalation
+        Send the payout id to creator payouts operations.
+        """, business_line="creator-payouts", categories="[payouts/delayed]", tags="[payout]"),
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in repo and return its output."""
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def init_repo(repo: Path, files: dict[str, str], categories: str = CATEGORIES) -> Path:
+    """Create a git repository with sops/<files> and commit them; return the sops folder."""
+    sops = repo / "sops"
+    sops.mkdir(parents=True)
+    (sops / "categories.yaml").write_text(categories)
+    for name, text in files.items():
+        (sops / name).parent.mkdir(parents=True, exist_ok=True)
+        (sops / name).write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "tests@example.com")
+    git(repo, "config", "user.name", "kb tests")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial SOPs")
+    return sops
+
+
+def commit_all(repo: Path, message: str) -> str:
+    """Commit every change in repo; return the new commit id."""
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture(scope="session")
+def model_data(tmp_path_factory) -> Path:
+    """A data folder holding the ONNX export and embedding cache, made once per session with the real model."""
+    repo = tmp_path_factory.mktemp("model-repo")
+    sops = init_repo(repo, TINY_DOCS)
+    data = tmp_path_factory.mktemp("model-data")
+    build_index(sops, data)
+    return data
+
+
+@pytest.fixture
+def data_dir(tmp_path, model_data) -> Path:
+    """A fresh data folder that starts with the session's exported model and embedding cache (no index)."""
+    data = tmp_path / "instance"
+    data.mkdir()
+    shutil.copytree(model_data / "models", data / "models")
+    shutil.copy(model_data / "embeddings.sqlite", data / "embeddings.sqlite")
+    return data
+
+
+@pytest.fixture
+def sop_repo(tmp_path) -> Path:
+    """A temporary git repository of three tiny SOPs; returns the repository root (content in sops/)."""
+    repo = tmp_path / "content"
+    init_repo(repo, TINY_DOCS)
+    return repo
+
+
+@pytest.fixture
+def settings_for():
+    """Make settings for a content folder and a data folder."""
+
+    def make(content: Path, data: Path) -> dict:
+        return load_settings({"CONTENT_DIR": content, "DATA_DIR": data}, environ={})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory, model_data) -> dict:
+    """The shipped library copied into a temporary git repository and indexed once: its settings."""
+    repo = tmp_path_factory.mktemp("library")
+    shutil.copytree(SHIPPED_SOPS, repo / "sops")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "tests@example.com")
+    git(repo, "config", "user.name", "kb tests")
+    commit_all(repo, "shipped library")
+    data = tmp_path_factory.mktemp("library-data")
+    shutil.copytree(model_data / "models", data / "models")
+    shutil.copy(model_data / "embeddings.sqlite", data / "embeddings.sqlite")
+    report = build_index(repo / "sops", data)
+    assert not report.skipped, [str(p) for p in report.problems]
+    return load_settings({"CONTENT_DIR": repo / "sops", "DATA_DIR": data}, environ={})
+
+
+@pytest.fixture(scope="session")
+def searcher(library):
+    """A Searcher over the indexed shipped library."""
+    from kb.search import Searcher
+
+    return Searcher(library)
+
+
+@pytest.fixture(scope="session")
+def app(library):
+    """The web app over the indexed shipped library."""
+    from kb.web import create_app
+
+    return create_app({**library, "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(library, monkeypatch):
+    """A click runner whose environment points kb at the indexed shipped library."""
+    monkeypatch.setenv("KB_CONTENT_DIR", str(library["CONTENT_DIR"]))
+    monkeypatch.setenv("KB_DATA_DIR", str(library["DATA_DIR"]))
+    return CliRunner()
+
+
+def dev_queries(known_ids: set[str]) -> list[dict]:
+    """The shared dev queries whose relevant SOPs all exist in known_ids."""
+    if not DEV_QUERIES.exists():
+        pytest.skip(f"shared evaluation data not found at {DEV_QUERIES}")
+    items = [json.loads(line) for line in DEV_QUERIES.read_text().splitlines() if line.strip()]
+    return [q for q in items if any(r in known_ids for r in q["relevant"])]
+
+
+def shipped_ids() -> set[str]:
+    """Ids of the documents in the shipped sops/ folder."""
+    from kb.library import load_library
+
+    return set(load_library(SHIPPED_SOPS).documents)

@@ -1,0 +1,31 @@
+import pytest
+
+from kb.indexing.fusion import collapse, rrf
+
+
+def test_rrf_sums_reciprocal_ranks():
+    fused = dict(rrf({"keyword": ["a", "b"], "semantic": ["b", "c"]}, k=60))
+    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["a"] == pytest.approx(1 / 61)
+    assert fused["c"] == pytest.approx(1 / 62)
+
+
+def test_rrf_orders_best_first_and_keeps_first_seen_order_on_ties():
+    assert [k for k, _ in rrf({"x": ["a", "b"], "y": ["b", "a"]})] == ["a", "b"]
+    assert [k for k, _ in rrf({"x": ["a", "b"], "y": ["c", "b"]})][0] == "b"
+
+
+def test_rrf_weights():
+    fused = dict(rrf({"x": ["a"], "y": ["b"]}, k=0, weights={"x": 2.0}))
+    assert fused == {"a": 2.0, "b": 1.0}
+
+
+def test_rrf_empty():
+    assert rrf({}) == [] and rrf({"x": []}) == []
+
+
+def test_collapse_keeps_one_group_per_sop_with_its_best_section_first():
+    scored = [("s1#a", 0.9), ("s2#a", 0.8), ("s1#b", 0.7), ("s3#a", 0.6), ("s1#c", 0.5)]
+    groups = collapse(scored, lambda key: key.split("#")[0], limit=2, max_others=1)
+    assert [(g.sop_id, g.best, g.score) for g in groups] == [("s1", "s1#a", 0.9), ("s2", "s2#a", 0.8)]
+    assert groups[0].others == (("s1#b", 0.7),)
