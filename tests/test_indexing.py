@@ -1,0 +1,104 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import main
+from kb.indexing import builder
+from kb.indexing.builder import build_index, current_generation, read_manifest
+from kb.search import Searcher
+from tests.conftest import commit_all, make_sop
+
+
+def test_full_build_writes_a_generation_and_a_manifest(sop_repo, data_dir):
+    report = build_index(sop_repo / "sops", data_dir)
+    assert report.full and report.documents == 3 and report.sections == 6
+    assert report.embedded == 0  # the session already embedded these sections: the cache answers
+    manifest = read_manifest(data_dir)
+    assert manifest["generation"] == report.generation
+    folder = current_generation(data_dir)
+    assert {p.name for p in folder.iterdir()} >= {"keyword", "vectors.faiss", "sections.json", "documents.json"}
+    documents = json.loads((folder / "documents.json").read_text())
+    assert len(documents["pay-duplicate-charge"]["revision"]) == 40
+
+
+def test_incremental_build_with_no_change_writes_nothing(sop_repo, data_dir):
+    first = build_index(sop_repo / "sops", data_dir)
+    again = build_index(sop_repo / "sops", data_dir)
+    assert again.up_to_date and again.embedded == 0
+    assert read_manifest(data_dir)["generation"] == first.generation
+
+
+def test_incremental_build_embeds_only_changed_sections_and_is_served(sop_repo, data_dir, settings_for):
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir)
+    searcher = Searcher(settings_for(sops, data_dir))
+    assert searcher.search("chargeback representment", 3, "keyword").hits == ()
+    path = sops / "all" / "pay-card-declined.md"
+    path.write_text(path.read_text() + "\n## Chargebacks\nA declined payment never becomes a chargeback representment.\n")
+    commit = commit_all(sop_repo, "add chargeback note")
+    report = build_index(sops, data_dir)
+    assert not report.full and report.changed == ["pay-card-declined"] and report.embedded == 1
+    hits = searcher.search("chargeback representment", 3, "keyword").hits
+    assert [(h.sop_id, h.anchor, h.revision) for h in hits] == [("pay-card-declined", "chargebacks", commit)]
+
+
+def test_incremental_build_drops_removed_and_retired_documents(sop_repo, data_dir, settings_for):
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir)
+    (sops / "creator-payouts" / "payout-delayed.md").unlink()
+    declined = sops / "all" / "pay-card-declined.md"
+    declined.write_text(declined.read_text().replace("status: published", "status: retired"))
+    commit_all(sop_repo, "remove and retire")
+    report = build_index(sops, data_dir)
+    assert report.removed == ["pay-card-declined", "payout-delayed"] and report.documents == 1
+    searcher = Searcher(settings_for(sops, data_dir))
+    assert {h.sop_id for h in searcher.search("payout bank declined card", 10, "keyword").hits} == set()
+    assert searcher.document("pay-card-declined")["status"] == "retired"  # still readable
+    with pytest.raises(Exception, match="no SOP"):
+        searcher.document("payout-delayed")
+
+
+def test_failed_build_leaves_the_old_generation_serving(sop_repo, data_dir, monkeypatch):
+    sops = sop_repo / "sops"
+    first = build_index(sops, data_dir)
+    (sops / "all" / "new.md").write_text(make_sop("pay-new", "New", "## Purpose\nBrand new text.\n"))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(builder.VectorIndex, "build", broken)
+    with pytest.raises(OSError, match="disk full"):
+        build_index(sops, data_dir)
+    assert read_manifest(data_dir)["generation"] == first.generation
+    leftovers = [p.name for p in builder.index_root(data_dir).iterdir() if p.is_dir()]
+    assert leftovers == [first.generation]
+
+
+def test_full_flag_rebuilds_from_the_cache(sop_repo, data_dir):
+    build_index(sop_repo / "sops", data_dir)
+    report = build_index(sop_repo / "sops", data_dir, full=True)
+    assert report.full and report.generation and report.embedded == 0
+
+
+def test_kb_index_reports_bad_documents_indexes_the_rest_and_exits_1(sop_repo, data_dir, monkeypatch):
+    sops = sop_repo / "sops"
+    (sops / "all" / "broken.md").write_text("---\nid: broken\ntitle: [x\n---\n## A\nb\n")
+    (sops / "all" / "extra.md").write_text(make_sop("pay-extra", "Extra", "## A\nb\n", colour="red"))
+    monkeypatch.setenv("KB_CONTENT_DIR", str(sops))
+    monkeypatch.setenv("KB_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(main, ["index"])
+    assert result.exit_code == 1
+    assert "all/broken.md:4: malformed YAML front matter" in result.output
+    assert "all/extra.md:12: colour: unknown field" in result.output
+    assert "skipped 2 document(s)" in result.output
+    assert read_manifest(data_dir)["documents"] == 3
+
+
+def test_kb_index_json_report(sop_repo, data_dir, monkeypatch):
+    monkeypatch.setenv("KB_CONTENT_DIR", str(sop_repo / "sops"))
+    monkeypatch.setenv("KB_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(main, ["index", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["documents"] == 3 and report["full"] is True and report["skipped"] == []

@@ -1,0 +1,77 @@
+import pytest
+
+from kb.errors import QueryError
+from tests.conftest import dev_queries, shipped_ids
+
+GOLDEN = dev_queries(shipped_ids())
+
+
+@pytest.mark.parametrize("item", GOLDEN, ids=[q["query"] for q in GOLDEN])
+def test_golden_query_finds_its_sop_in_the_top_three(searcher, item):
+    hits = searcher.search(item["query"], 3, "hybrid").hits
+    assert set(item["relevant"]) & {h.sop_id for h in hits}, [h.sop_id for h in hits]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])
+def test_each_mode_returns_one_result_per_sop(searcher, mode):
+    hits = searcher.search("customer was charged twice for one order", 5, mode).hits
+    assert hits and len({h.sop_id for h in hits}) == len(hits)
+    assert hits[0].sop_id == "pay-duplicate-charge"
+    assert all(h.url == f"/sops/{h.sop_id}#{h.anchor}" for h in hits)
+
+
+def test_hybrid_scores_are_fused_rank_scores(searcher):
+    hits = searcher.search("refund not received", 5, "hybrid").hits
+    assert all(0 < h.score <= 2 / 61 for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_card_numbers_are_masked_before_searching(searcher):
+    results = searcher.search("my card 4111 1111 1111 1111 was declined", 3)
+    assert results.query == "my card [card ending 1111] was declined"
+    assert "4111" not in str(results.to_dict()).replace("ending 1111", "")
+
+
+@pytest.mark.parametrize("filters, check", [
+    ({"business_line": "subscriptions"}, lambda h: h.business_line in ("subscriptions", "all")),
+    ({"type": "policy"}, lambda h: h.type == "policy"),
+    ({"category": "payments"}, lambda h: any(c.startswith("payments/") for c in h.categories)),
+])
+@pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])
+def test_filters_restrict_results_in_every_mode(searcher, filters, check, mode):
+    hits = searcher.search("refund charge", 10, mode, filters).hits
+    assert hits and all(check(h) for h in hits)
+
+
+@pytest.mark.parametrize("query, k, mode, filters, field", [
+    ("", 5, "hybrid", None, "query"),
+    ("   ", 5, "hybrid", None, "query"),
+    ("x" * 2001, 5, "hybrid", None, "query"),
+    (None, 5, "hybrid", None, "query"),
+    ("refund", 0, "hybrid", None, "k"),
+    ("refund", 51, "hybrid", None, "k"),
+    ("refund", "5", "hybrid", None, "k"),
+    ("refund", 5, "fuzzy", None, "mode"),
+    ("refund", 5, "hybrid", {"colour": "red"}, "filters"),
+    ("refund", 5, "hybrid", {"business_line": "crypto"}, "filters.business_line"),
+    ("refund", 5, "hybrid", {"category": "../etc"}, "filters.category"),
+])
+def test_malformed_requests_raise_query_errors_naming_the_field(searcher, query, k, mode, filters, field):
+    with pytest.raises(QueryError) as caught:
+        searcher.search(query, k, mode, filters)
+    assert caught.value.details == {"field": field}
+
+
+def test_query_of_only_stop_words_still_answers(searcher):
+    assert searcher.search("the and of", 3, "keyword").hits == ()
+    assert searcher.search("the and of", 3, "hybrid").hits  # the semantic half still ranks
+
+
+def test_document_returns_the_stored_file_and_its_revision(searcher, library):
+    from tests.conftest import git
+
+    doc = searcher.document("pay-duplicate-charge")
+    path = library["CONTENT_DIR"] / doc["path"]
+    assert doc["markdown"] == path.read_text()
+    assert doc["revision"] == git(path.parent, "log", "-1", "--format=%H", "--", path.name).strip()
+    assert doc["sections"][0]["anchor"] and 'id="' in doc["html"]
