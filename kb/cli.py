@@ -77,21 +77,26 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
     content = settings["CONTENT_DIR"]
     if not content.is_dir():
         raise click.ClickException(f"content folder {content} does not exist (set KB_CONTENT_DIR)")
-    report = build_index(content, settings["DATA_DIR"], settings["EMBEDDING_MODEL"], full=full,
-                         progress=None if as_json else _progress)
+    report = build_index(
+        content, settings["DATA_DIR"], settings["EMBEDDING_MODEL"], full=full, progress=None if as_json else _progress
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         for problem in report.problems:
             click.echo(f"{problem.severity}: {problem}", err=True)
         if report.up_to_date:
-            click.echo(f"index is up to date: {report.documents} documents, {report.sections} sections "
-                       f"({report.seconds:.2f} s)")
+            click.echo(
+                f"index is up to date: {report.documents} documents, {report.sections} sections "
+                f"({report.seconds:.2f} s)"
+            )
         else:
             kind = "full" if report.full else "incremental"
-            click.echo(f"{kind} build {report.generation}: {report.documents} documents, {report.sections} sections, "
-                       f"{len(report.changed)} changed, {len(report.removed)} removed, {report.embedded} embedded "
-                       f"({report.seconds:.2f} s)")
+            click.echo(
+                f"{kind} build {report.generation}: {report.documents} documents, {report.sections} sections, "
+                f"{len(report.changed)} changed, {len(report.removed)} removed, {report.embedded} embedded "
+                f"({report.seconds:.2f} s)"
+            )
         if report.skipped:
             click.echo(f"skipped {len(report.skipped)} document(s): {', '.join(report.skipped)}", err=True)
     if report.skipped:
@@ -106,8 +111,13 @@ def _searcher(ctx: click.Context):
 
 @main.command("search")
 @click.argument("query")
-@click.option("--mode", type=click.Choice(["hybrid", "keyword", "semantic"]), default="hybrid", show_default=True,
-              help="How to search.")
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "keyword", "semantic"]),
+    default="hybrid",
+    show_default=True,
+    help="How to search.",
+)
 @click.option("-k", "k", type=int, default=5, show_default=True, help="How many SOPs to return.")
 @click.option("--business-line", default=None, help="Only documents of this business line (or 'all').")
 @click.option("--category", default=None, help="Only documents in this category or group.")

@@ -38,10 +38,30 @@ def _default_root(folder: str) -> Path:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("CONTENT_DIR", None, "Folder of SOP Markdown files (in a git repository). Default: the repository's sops/.", "path"),
-    Setting("DATA_DIR", None, "Instance folder for indexes, model cache and state. Default: the repository's instance/.", "path"),
-    Setting("EMBEDDING_MODEL", "", "Sentence-transformers model: a local path or hub name. Empty: the packaged all-MiniLM-L6-v2."),
-    Setting("QUERY_ENCODER", "onnx", "How queries are embedded: onnx (exported once, cached) or torch.", "choice", ("onnx", "torch")),
+    Setting(
+        "CONTENT_DIR",
+        None,
+        "Folder of SOP Markdown files (in a git repository). Default: the repository's sops/.",
+        "path",
+    ),
+    Setting(
+        "DATA_DIR",
+        None,
+        "Instance folder for indexes, model cache and state. Default: the repository's instance/.",
+        "path",
+    ),
+    Setting(
+        "EMBEDDING_MODEL",
+        "",
+        "Sentence-transformers model: a local path or hub name. Empty: the packaged all-MiniLM-L6-v2.",
+    ),
+    Setting(
+        "QUERY_ENCODER",
+        "onnx",
+        "How queries are embedded: onnx (exported once, cached) or torch.",
+        "choice",
+        ("onnx", "torch"),
+    ),
     Setting("RRF_K", 60, "Reciprocal rank fusion constant k: larger flattens the weight of top ranks.", "int"),
     Setting("CANDIDATES", 100, "Sections each retriever returns before fusion.", "int"),
     Setting("MAX_QUERY_CHARS", 2000, "Longest query accepted, in characters.", "int"),
@@ -90,7 +110,7 @@ def load_settings(
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
-        name = key[len(ENV_PREFIX):]
+        name = key[len(ENV_PREFIX) :]
         if name in FLASK_KEYS:
             continue
         if name not in BY_NAME:

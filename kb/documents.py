@@ -183,7 +183,9 @@ def parse_document(text: str, name: str) -> tuple[Document | None, list[Problem]
     """
     split = split_front_matter(text)
     if split is None:
-        return None, [Problem(name, 1, "no front matter: the file must start with a '---' line and close it with another")]
+        return None, [
+            Problem(name, 1, "no front matter: the file must start with a '---' line and close it with another")
+        ]
     front, body, body_line = split
     try:
         data = yaml.safe_load(front)

@@ -74,8 +74,9 @@ def score(ranks: list[int | None]) -> dict[str, float]:
     return {key: round(value, 4) for key, value in metrics.items()}
 
 
-def evaluate(searcher: Searcher, queries: list[LabelledQuery], modes: tuple[str, ...] = MODES
-             ) -> tuple[dict, list[LabelledQuery]]:
+def evaluate(
+    searcher: Searcher, queries: list[LabelledQuery], modes: tuple[str, ...] = MODES
+) -> tuple[dict, list[LabelledQuery]]:
     """Run every query in every mode.
 
     Returns:

@@ -58,12 +58,26 @@ def load_library(root: Path) -> Library:
         if text is not None:
             document, problems = parse_document(text, name)
         if document is not None and document.id in first_seen:
-            problems.append(Problem(name, document.line_of("id"), f"duplicate id {document.id!r}: also in {first_seen[document.id]}", field="id"))
+            problems.append(
+                Problem(
+                    name,
+                    document.line_of("id"),
+                    f"duplicate id {document.id!r}: also in {first_seen[document.id]}",
+                    field="id",
+                )
+            )
             document = None
         if document is not None and library.categories:
             unknown = [c for c in document.categories if c not in library.categories]
             for category in unknown:
-                problems.append(Problem(name, document.line_of("categories"), f"unknown category {category!r} (not in categories.yaml)", field="categories"))
+                problems.append(
+                    Problem(
+                        name,
+                        document.line_of("categories"),
+                        f"unknown category {category!r} (not in categories.yaml)",
+                        field="categories",
+                    )
+                )
             if unknown:
                 document = None
         library.problems.extend(problems)

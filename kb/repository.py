@@ -48,7 +48,7 @@ def uncommitted(root: Path) -> set[str]:
     for line in out.splitlines():
         path = line[3:].strip('"')
         if prefix and path.startswith(prefix):
-            path = path[len(prefix):]
+            path = path[len(prefix) :]
         changed.add(path)
     return changed
 

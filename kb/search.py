@@ -84,8 +84,12 @@ class SearchResults:
 
     def to_dict(self) -> dict:
         """The API's response shape."""
-        return {"query": self.query, "mode": self.mode, "took_ms": round(self.took_ms, 2),
-                "results": [h.to_dict() for h in self.hits]}
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "took_ms": round(self.took_ms, 2),
+            "results": [h.to_dict() for h in self.hits],
+        }
 
 
 class Generation:
@@ -108,8 +112,9 @@ class Generation:
         return self._allowed[filters]
 
 
-def validate_request(query: object, k: object, mode: object, filters: dict | None, max_chars: int, max_k: int
-                     ) -> tuple[str, int, str, Filters | None]:
+def validate_request(
+    query: object, k: object, mode: object, filters: dict | None, max_chars: int, max_k: int
+) -> tuple[str, int, str, Filters | None]:
     """Check a search request; raise QueryError naming the field and the problem."""
     if not isinstance(query, str) or not query.strip():
         raise QueryError("query: must be a non-empty string", {"field": "query"})
@@ -127,8 +132,11 @@ def validate_request(query: object, k: object, mode: object, filters: dict | Non
     if unknown:
         raise QueryError(f"filters: unknown field {sorted(unknown)[0]!r}", {"field": "filters"})
     values = {key: (value or None) for key, value in filters.items()}
-    checks = {"business_line": lambda v: v in BUSINESS_LINES, "type": lambda v: v in TYPES,
-              "category": lambda v: isinstance(v, str) and bool(_CATEGORY.match(v))}
+    checks = {
+        "business_line": lambda v: v in BUSINESS_LINES,
+        "type": lambda v: v in TYPES,
+        "category": lambda v: isinstance(v, str) and bool(_CATEGORY.match(v)),
+    }
     for key, value in values.items():
         if value is not None and not checks[key](value):
             raise QueryError(f"filters.{key}: {value!r} is not a valid value", {"field": f"filters.{key}"})
@@ -188,8 +196,9 @@ class Searcher:
         self.encoder.encode(["warm up"])
 
     # -- searching ---------------------------------------------------------------
-    def search(self, query: str, k: int | None = None, mode: str = "hybrid", filters: dict | None = None
-               ) -> SearchResults:
+    def search(
+        self, query: str, k: int | None = None, mode: str = "hybrid", filters: dict | None = None
+    ) -> SearchResults:
         """Search the library; one result per SOP, best first.
 
         Args:
@@ -204,7 +213,8 @@ class Searcher:
         started = time.perf_counter()
         k = self.settings["DEFAULT_K"] if k is None else k
         query, k, mode, parsed = validate_request(
-            query, k, mode, filters, self.settings["MAX_QUERY_CHARS"], self.settings["MAX_K"])
+            query, k, mode, filters, self.settings["MAX_QUERY_CHARS"], self.settings["MAX_K"]
+        )
         masked = mask_pans(query.strip())
         gen = self.generation
         scored = self.rank(gen, masked, mode, parsed)
@@ -227,20 +237,33 @@ class Searcher:
             rankings["semantic"] = [(gen.sections[row]["key"], score) for row, score in rows]
         if mode != "hybrid":
             return rankings[mode]
-        return fusion.rrf({name: [key for key, _ in ranked] for name, ranked in rankings.items()},
-                          k=self.settings["RRF_K"])
+        return fusion.rrf(
+            {name: [key for key, _ in ranked] for name, ranked in rankings.items()}, k=self.settings["RRF_K"]
+        )
 
     def _hit(self, gen: Generation, group: fusion.Group, terms: set[str]) -> Hit:
         section = gen.sections[gen.row_of[group.best]]
         doc = gen.documents[group.sop_id]
         others = tuple(
-            {"heading": gen.sections[gen.row_of[key]]["heading"], "anchor": gen.sections[gen.row_of[key]]["anchor"],
-             "score": round(score, 6)} for key, score in group.others)
+            {
+                "heading": gen.sections[gen.row_of[key]]["heading"],
+                "anchor": gen.sections[gen.row_of[key]]["anchor"],
+                "score": round(score, 6),
+            }
+            for key, score in group.others
+        )
         return Hit(
-            sop_id=doc["id"], title=doc["title"], type=doc["type"], business_line=doc["business_line"],
-            categories=tuple(doc["categories"]), heading=section["heading"], anchor=section["anchor"],
-            snippet=make_snippet(section["text"], gen.keyword.analyze, terms), score=group.score,
-            revision=doc["revision"], others=others,
+            sop_id=doc["id"],
+            title=doc["title"],
+            type=doc["type"],
+            business_line=doc["business_line"],
+            categories=tuple(doc["categories"]),
+            heading=section["heading"],
+            anchor=section["anchor"],
+            snippet=make_snippet(section["text"], gen.keyword.analyze, terms),
+            score=group.score,
+            revision=doc["revision"],
+            others=others,
         )
 
     # -- reading -----------------------------------------------------------------
@@ -260,8 +283,24 @@ class Searcher:
         record = gen.documents[sop_id]
         split = split_front_matter(record["text"])
         body = split[1] if split else record["text"]
-        sections = [{"heading": h.text, "anchor": h.anchor, "level": h.level}
-                    for h in markdown.headings(markdown.parse(body))]
-        meta = {key: record[key] for key in ("id", "title", "type", "business_line", "categories", "owner", "status",
-                                             "effective", "review_by", "tags", "path", "revision")}
+        sections = [
+            {"heading": h.text, "anchor": h.anchor, "level": h.level} for h in markdown.headings(markdown.parse(body))
+        ]
+        meta = {
+            key: record[key]
+            for key in (
+                "id",
+                "title",
+                "type",
+                "business_line",
+                "categories",
+                "owner",
+                "status",
+                "effective",
+                "review_by",
+                "tags",
+                "path",
+                "revision",
+            )
+        }
         return {**meta, "sections": sections, "html": markdown.render_html(body), "markdown": record["text"]}

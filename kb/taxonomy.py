@@ -1,14 +1,14 @@
 """Issue categories: the two-level ticket taxonomy in sops/categories.yaml.
 
-    categories:
-      - id: payments
-        name: Payments and charges
+categories:
+  - id: payments
+    name: Payments and charges
+    description: One line.
+    children:
+      - id: payments/duplicate-charge
+        name: Duplicate charge
         description: One line.
-        children:
-          - id: payments/duplicate-charge
-            name: Duplicate charge
-            description: One line.
-            examples: ["i was charged twice", ...]
+        examples: ["i was charged twice", ...]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def parse_taxonomy(text: str, name: str = FILE_NAME) -> tuple[dict[str, Category
         if not isinstance(cid, str):
             return
         expected_prefix = f"{parent}/" if parent else ""
-        slug = cid[len(expected_prefix):] if cid.startswith(expected_prefix) else None
+        slug = cid[len(expected_prefix) :] if cid.startswith(expected_prefix) else None
         if slug is None or not _TOP_ID.match(slug):
             shape = f"{parent}/<slug>" if parent else "<slug>"
             problems.append(Problem(name, line, f"{cid!r} must look like {shape} with [a-z0-9-]", field="id"))
@@ -88,19 +88,23 @@ def parse_taxonomy(text: str, name: str = FILE_NAME) -> tuple[dict[str, Category
         if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
             problems.append(Problem(name, line, "must be a list of text", field="examples"))
             examples = []
-        categories[cid] = Category(cid, str(item.get("name", "")), str(item.get("description", "")), parent, tuple(examples))
+        categories[cid] = Category(
+            cid, str(item.get("name", "")), str(item.get("description", "")), parent, tuple(examples)
+        )
         children = item.get("children", [])
         if parent is None and children:
             child_nodes = dict((k.value, v) for k, v in node.value).get("children")
             if not isinstance(children, list):
                 problems.append(Problem(name, line, "must be a list", field="children"))
                 return
-            for child, child_node in zip(children, child_nodes.value):
+            for child, child_node in zip(children, child_nodes.value, strict=True):
                 add(child, child_node, cid)
         elif parent is not None and children:
-            problems.append(Problem(name, line, "the taxonomy has two levels: a child cannot have children", field="children"))
+            problems.append(
+                Problem(name, line, "the taxonomy has two levels: a child cannot have children", field="children")
+            )
 
-    for item, node in zip(data["categories"], nodes):
+    for item, node in zip(data["categories"], nodes, strict=True):
         add(item, node, None)
     return categories, problems
 

@@ -64,28 +64,45 @@ def make_sop(sop_id: str, title: str, body: str, **fields) -> str:
 
 
 TINY_DOCS = {
-    "all/pay-duplicate-charge.md": make_sop("pay-duplicate-charge", "Duplicate charges", """
+    "all/pay-duplicate-charge.md": make_sop(
+        "pay-duplicate-charge",
+        "Duplicate charges",
+        """
         ## Purpose
         A customer sees two charges for one purchase. Tell a pending authorization from a settled charge.
 
         ## Procedure
         1. Open the billing console and compare the two transactions.
         2. Refund the true duplicate.
-        """),
-    "all/pay-card-declined.md": make_sop("pay-card-declined", "Declined card payments", """
+        """,
+    ),
+    "all/pay-card-declined.md": make_sop(
+        "pay-card-declined",
+        "Declined card payments",
+        """
         ## Purpose
         The bank declined a card payment at checkout.
 
         ## Customer macro
         > Your bank declined the payment; please contact them or try another card.
-        """, categories="[payments/card-declined]", tags="[decline]"),
-    "creator-payouts/payout-delayed.md": make_sop("payout-delayed", "Delayed creator payouts", """
+        """,
+        categories="[payments/card-declined]",
+        tags="[decline]",
+    ),
+    "creator-payouts/payout-delayed.md": make_sop(
+        "payout-delayed",
+        "Delayed creator payouts",
+        """
         ## Purpose
         A creator has not received a payout. Check the payout schedule and bank processing times.
 
         ## Escalation
         Send the payout id to creator payouts operations.
-        """, business_line="creator-payouts", categories="[payouts/delayed]", tags="[payout]"),
+        """,
+        business_line="creator-payouts",
+        categories="[payouts/delayed]",
+        tags="[payout]",
+    ),
 }
 
 

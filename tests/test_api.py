@@ -1,7 +1,18 @@
 import pytest
 
-RESULT_KEYS = {"sop_id", "title", "type", "business_line", "categories", "section", "url", "snippet", "score",
-               "revision", "other_sections"}
+RESULT_KEYS = {
+    "sop_id",
+    "title",
+    "type",
+    "business_line",
+    "categories",
+    "section",
+    "url",
+    "snippet",
+    "score",
+    "revision",
+    "other_sections",
+}
 
 
 def test_get_search_returns_ranked_cited_sections(client):
@@ -18,8 +29,9 @@ def test_get_search_returns_ranked_cited_sections(client):
 
 
 def test_post_search_with_filters(client):
-    response = client.post("/api/v1/search", json={"query": "refund", "k": 5, "mode": "keyword",
-                                                   "filters": {"type": "policy"}})
+    response = client.post(
+        "/api/v1/search", json={"query": "refund", "k": 5, "mode": "keyword", "filters": {"type": "policy"}}
+    )
     assert response.status_code == 200
     assert {r["type"] for r in response.get_json()["results"]} == {"policy"}
 
@@ -42,14 +54,17 @@ def test_snippets_are_escaped_with_only_mark_added(client):
         assert "<" not in cleaned and ">" not in cleaned
 
 
-@pytest.mark.parametrize("request_args, field", [
-    ({"path": "/api/v1/search"}, "query"),
-    ({"path": "/api/v1/search?q=" + "x" * 2001}, "query"),
-    ({"path": "/api/v1/search?q=refund&k=ten"}, "k"),
-    ({"path": "/api/v1/search?q=refund&k=0"}, "k"),
-    ({"path": "/api/v1/search?q=refund&mode=fuzzy"}, "mode"),
-    ({"path": "/api/v1/search?q=refund&business_line=crypto"}, "filters.business_line"),
-])
+@pytest.mark.parametrize(
+    "request_args, field",
+    [
+        ({"path": "/api/v1/search"}, "query"),
+        ({"path": "/api/v1/search?q=" + "x" * 2001}, "query"),
+        ({"path": "/api/v1/search?q=refund&k=ten"}, "k"),
+        ({"path": "/api/v1/search?q=refund&k=0"}, "k"),
+        ({"path": "/api/v1/search?q=refund&mode=fuzzy"}, "mode"),
+        ({"path": "/api/v1/search?q=refund&business_line=crypto"}, "filters.business_line"),
+    ],
+)
 def test_bad_get_requests_get_400_in_the_error_shape(client, request_args, field):
     response = client.get(request_args["path"])
     assert response.status_code == 400
@@ -58,14 +73,17 @@ def test_bad_get_requests_get_400_in_the_error_shape(client, request_args, field
     assert error["message"].startswith(field)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"data": "not json", "content_type": "application/json"}, "body"),
-    ({"json": ["refund"]}, "body"),
-    ({"json": {"query": 5}}, "query"),
-    ({"json": {"query": "refund", "k": "5"}}, "k"),
-    ({"json": {"query": "refund", "filters": "policy"}}, "filters"),
-    ({"json": {"query": "refund", "limit": 5}}, "limit"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"data": "not json", "content_type": "application/json"}, "body"),
+        ({"json": ["refund"]}, "body"),
+        ({"json": {"query": 5}}, "query"),
+        ({"json": {"query": "refund", "k": "5"}}, "k"),
+        ({"json": {"query": "refund", "filters": "policy"}}, "filters"),
+        ({"json": {"query": "refund", "limit": 5}}, "limit"),
+    ],
+)
 def test_bad_post_requests_get_400_in_the_error_shape(client, kwargs, field):
     response = client.post("/api/v1/search", **kwargs)
     assert response.status_code == 400

@@ -29,7 +29,12 @@ def sections():
 
 def test_sections_split_at_h2_and_h3_with_unique_anchors():
     assert [s.anchor for s in sections()] == [
-        "overview", "purpose", "refund-window", "refund-window-2", "customer-macro"]
+        "overview",
+        "purpose",
+        "refund-window",
+        "refund-window-2",
+        "customer-macro",
+    ]
 
 
 def test_heading_only_section_is_left_out_but_named_in_its_childrens_path():

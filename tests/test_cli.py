@@ -24,9 +24,13 @@ def test_search_rejects_an_empty_query_cleanly(runner):
 def test_eval_json_is_exactly_one_object_with_every_mode(runner, tmp_path):
     queries = tmp_path / "q.jsonl"
     queries.write_text(
-        json.dumps({"query": "customer charged twice", "relevant": ["pay-duplicate-charge"]}) + "\n"
-        + json.dumps({"query": "creator payout has not arrived", "relevant": ["payout-delayed"]}) + "\n"
-        + json.dumps({"query": "something", "relevant": ["not-in-library"]}) + "\n")
+        json.dumps({"query": "customer charged twice", "relevant": ["pay-duplicate-charge"]})
+        + "\n"
+        + json.dumps({"query": "creator payout has not arrived", "relevant": ["payout-delayed"]})
+        + "\n"
+        + json.dumps({"query": "something", "relevant": ["not-in-library"]})
+        + "\n"
+    )
     result = runner.invoke(main, ["eval", str(queries), "--json"])
     assert result.exit_code == 0
     body = json.loads(result.stdout)
@@ -48,8 +52,10 @@ def test_eval_table(runner, tmp_path):
 
 def test_eval_reports_every_bad_line(runner, tmp_path):
     queries = tmp_path / "q.jsonl"
-    queries.write_text('{"query": "ok", "relevant": ["a"]}\nnot json\n{"query": "", "relevant": ["a"]}\n'
-                       '{"query": "x", "relevant": []}\n')
+    queries.write_text(
+        '{"query": "ok", "relevant": ["a"]}\nnot json\n{"query": "", "relevant": ["a"]}\n'
+        '{"query": "x", "relevant": []}\n'
+    )
     result = runner.invoke(main, ["eval", str(queries)])
     assert result.exit_code == 1
     assert "q.jsonl:2: not valid JSON" in result.output

@@ -20,12 +20,15 @@ def test_environment_overrides_defaults(tmp_path):
     assert settings["DATA_DIR"] == tmp_path and settings["RRF_K"] == 30
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"KB_CONTNET_DIR": "x"}, "unknown setting KB_CONTNET_DIR"),
-    ({"KB_RRF_K": "many"}, "RRF_K: expected a whole number"),
-    ({"KB_PORT": "0"}, "PORT: must be at least 1"),
-    ({"KB_QUERY_ENCODER": "gpu"}, "QUERY_ENCODER: 'gpu' is not one of onnx, torch"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"KB_CONTNET_DIR": "x"}, "unknown setting KB_CONTNET_DIR"),
+        ({"KB_RRF_K": "many"}, "RRF_K: expected a whole number"),
+        ({"KB_PORT": "0"}, "PORT: must be at least 1"),
+        ({"KB_QUERY_ENCODER": "gpu"}, "QUERY_ENCODER: 'gpu' is not one of onnx, torch"),
+    ],
+)
 def test_bad_settings_fail_naming_the_setting(environ, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(environ=environ)

@@ -4,10 +4,16 @@ import pytest
 from kb.indexing.embeddings import OnnxEncoder, TorchEncoder, onnx_folder, query_encoder
 
 TEXTS = [
-    "customer charged twice", "dbl charged for coins", "refnd not recieved after 10 days",
-    "CB 13.1 evidence deadline", "Hi team, ticket #48213: the buyer says the parcel never arrived. Thanks, Ana",
-    "how do I cancel my premium plan on android", "creator payout still pending since friday",
-    "card [card ending 1111] declined at checkout", "", "a " * 400,
+    "customer charged twice",
+    "dbl charged for coins",
+    "refnd not recieved after 10 days",
+    "CB 13.1 evidence deadline",
+    "Hi team, ticket #48213: the buyer says the parcel never arrived. Thanks, Ana",
+    "how do I cancel my premium plan on android",
+    "creator payout still pending since friday",
+    "card [card ending 1111] declined at checkout",
+    "",
+    "a " * 400,
 ]
 
 

@@ -35,7 +35,9 @@ def test_incremental_build_embeds_only_changed_sections_and_is_served(sop_repo, 
     searcher = Searcher(settings_for(sops, data_dir))
     assert searcher.search("chargeback representment", 3, "keyword").hits == ()
     path = sops / "all" / "pay-card-declined.md"
-    path.write_text(path.read_text() + "\n## Chargebacks\nA declined payment never becomes a chargeback representment.\n")
+    path.write_text(
+        path.read_text() + "\n## Chargebacks\nA declined payment never becomes a chargeback representment.\n"
+    )
     commit = commit_all(sop_repo, "add chargeback note")
     report = build_index(sops, data_dir)
     assert not report.full and report.changed == ["pay-card-declined"] and report.embedded == 1

@@ -19,10 +19,17 @@ def test_library_skips_bad_files_and_keeps_the_rest(tmp_path):
     (sops / "all" / "latin1.md").write_bytes(make_sop("pay-w", "W", "## A\ncaf\xe9\n").encode("latin-1"))
     library = load_library(sops)
     assert sorted(library.documents) == ["pay-card-declined", "pay-duplicate-charge", "payout-delayed"]
-    assert sorted(library.skipped) == ["all/latin1.md", "all/no-headings.md", "all/unknown-category.md", "all/z-copy.md"]
+    assert sorted(library.skipped) == [
+        "all/latin1.md",
+        "all/no-headings.md",
+        "all/unknown-category.md",
+        "all/z-copy.md",
+    ]
     messages = {str(p) for p in library.problems}
     assert "all/z-copy.md:2: id: duplicate id 'pay-duplicate-charge': also in all/pay-duplicate-charge.md" in messages
-    assert "all/unknown-category.md:6: categories: unknown category 'payments/nope' (not in categories.yaml)" in messages
+    assert (
+        "all/unknown-category.md:6: categories: unknown category 'payments/nope' (not in categories.yaml)" in messages
+    )
     assert any(m.startswith("all/latin1.md:14: not valid UTF-8") for m in messages)
     assert any(m.startswith("all/no-headings.md:13:") for m in messages)
 

@@ -32,30 +32,36 @@ def test_card_numbers_are_masked_before_searching(searcher):
     assert "4111" not in str(results.to_dict()).replace("ending 1111", "")
 
 
-@pytest.mark.parametrize("filters, check", [
-    ({"business_line": "subscriptions"}, lambda h: h.business_line in ("subscriptions", "all")),
-    ({"type": "policy"}, lambda h: h.type == "policy"),
-    ({"category": "payments"}, lambda h: any(c.startswith("payments/") for c in h.categories)),
-])
+@pytest.mark.parametrize(
+    "filters, check",
+    [
+        ({"business_line": "subscriptions"}, lambda h: h.business_line in ("subscriptions", "all")),
+        ({"type": "policy"}, lambda h: h.type == "policy"),
+        ({"category": "payments"}, lambda h: any(c.startswith("payments/") for c in h.categories)),
+    ],
+)
 @pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])
 def test_filters_restrict_results_in_every_mode(searcher, filters, check, mode):
     hits = searcher.search("refund charge", 10, mode, filters).hits
     assert hits and all(check(h) for h in hits)
 
 
-@pytest.mark.parametrize("query, k, mode, filters, field", [
-    ("", 5, "hybrid", None, "query"),
-    ("   ", 5, "hybrid", None, "query"),
-    ("x" * 2001, 5, "hybrid", None, "query"),
-    (None, 5, "hybrid", None, "query"),
-    ("refund", 0, "hybrid", None, "k"),
-    ("refund", 51, "hybrid", None, "k"),
-    ("refund", "5", "hybrid", None, "k"),
-    ("refund", 5, "fuzzy", None, "mode"),
-    ("refund", 5, "hybrid", {"colour": "red"}, "filters"),
-    ("refund", 5, "hybrid", {"business_line": "crypto"}, "filters.business_line"),
-    ("refund", 5, "hybrid", {"category": "../etc"}, "filters.category"),
-])
+@pytest.mark.parametrize(
+    "query, k, mode, filters, field",
+    [
+        ("", 5, "hybrid", None, "query"),
+        ("   ", 5, "hybrid", None, "query"),
+        ("x" * 2001, 5, "hybrid", None, "query"),
+        (None, 5, "hybrid", None, "query"),
+        ("refund", 0, "hybrid", None, "k"),
+        ("refund", 51, "hybrid", None, "k"),
+        ("refund", "5", "hybrid", None, "k"),
+        ("refund", 5, "fuzzy", None, "mode"),
+        ("refund", 5, "hybrid", {"colour": "red"}, "filters"),
+        ("refund", 5, "hybrid", {"business_line": "crypto"}, "filters.business_line"),
+        ("refund", 5, "hybrid", {"category": "../etc"}, "filters.category"),
+    ],
+)
 def test_malformed_requests_raise_query_errors_naming_the_field(searcher, query, k, mode, filters, field):
     with pytest.raises(QueryError) as caught:
         searcher.search(query, k, mode, filters)

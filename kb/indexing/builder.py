@@ -134,8 +134,9 @@ class BuildReport:
 
 def _document_record(document, revision: str | None) -> dict:
     record = document.metadata()
-    record.update(revision=revision, content_hash=document.content_hash, text=document.text,
-                  body_line=document.body_line)
+    record.update(
+        revision=revision, content_hash=document.content_hash, text=document.text, body_line=document.body_line
+    )
     return record
 
 
@@ -185,9 +186,13 @@ def build_index(
             changed = set(indexed)
             removed: set[str] = set()
         else:
-            changed = {i for i, d in indexed.items()
-                       if i not in old_records or old_records[i]["content_hash"] != d.content_hash
-                       or old_records[i]["status"] == "retired"}
+            changed = {
+                i
+                for i, d in indexed.items()
+                if i not in old_records
+                or old_records[i]["content_hash"] != d.content_hash
+                or old_records[i]["status"] == "retired"
+            }
             removed = old_indexed - set(indexed)
         report.changed, report.removed = sorted(changed), sorted(removed)
         if not report.full and not changed and not removed and old_records == records:
@@ -195,23 +200,38 @@ def build_index(
             report.sections = json.loads((old_dir / "build.json").read_text())["sections"]
             report.seconds = time.perf_counter() - started
             return report
-        generation = dt.datetime.now(dt.timezone.utc).strftime("g%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        generation = dt.datetime.now(dt.UTC).strftime("g%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         target = index_root(data_dir) / generation
         try:
             report.generation = generation
-            _write_generation(target, library, indexed, records, changed, removed,
-                              old_dir if not report.full else None, data_dir, model, model_id, progress, report)
+            _write_generation(
+                target,
+                library,
+                indexed,
+                records,
+                changed,
+                removed,
+                old_dir if not report.full else None,
+                data_dir,
+                model,
+                model_id,
+                progress,
+                report,
+            )
             _fsync_tree(target)
-            _write_json_atomic(index_root(data_dir) / "manifest.json", {
-                "generation": generation,
-                "format": FORMAT_VERSION,
-                "model": model_id,
-                "keyword_backend": KEYWORD_BACKEND,
-                "chunking": CHUNKING_VERSION,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "documents": report.documents,
-                "sections": report.sections,
-            })
+            _write_json_atomic(
+                index_root(data_dir) / "manifest.json",
+                {
+                    "generation": generation,
+                    "format": FORMAT_VERSION,
+                    "model": model_id,
+                    "keyword_backend": KEYWORD_BACKEND,
+                    "chunking": CHUNKING_VERSION,
+                    "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    "documents": report.documents,
+                    "sections": report.sections,
+                },
+            )
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
@@ -220,8 +240,9 @@ def build_index(
     return report
 
 
-def _write_generation(target, library, indexed, records, changed, removed, old_dir, data_dir,
-                      model, model_id, progress, report) -> None:
+def _write_generation(
+    target, library, indexed, records, changed, removed, old_dir, data_dir, model, model_id, progress, report
+) -> None:
     target.mkdir(parents=True)
     sections: list[Section] = [s for doc_id in sorted(indexed) for s in chunk_document(indexed[doc_id])]
     report.documents, report.sections = len(indexed), len(sections)
@@ -246,8 +267,9 @@ def _write_generation(target, library, indexed, records, changed, removed, old_d
         try:
             embeddings.ensure_onnx(data_dir, model, encoder())
         except Exception as error:  # noqa: BLE001 - queries fall back to torch
-            report.problems.append(Problem("(model)", 0, f"ONNX export failed, queries will use torch: {error}",
-                                           severity="warning"))
+            report.problems.append(
+                Problem("(model)", 0, f"ONNX export failed, queries will use torch: {error}", severity="warning")
+            )
     matrix = np.vstack([vectors[s.content_hash] for s in sections]) if sections else np.zeros((0, 384), np.float32)
     VectorIndex.build(matrix, target / VECTORS_FILE)
     backend = keyword_backend(KEYWORD_BACKEND)
@@ -258,8 +280,11 @@ def _write_generation(target, library, indexed, records, changed, removed, old_d
         backend.update(old_dir / "keyword", target / "keyword", set(changed) | set(removed), items_for(fresh, indexed))
     (target / "sections.json").write_text(json.dumps([s.to_dict() for s in sections], ensure_ascii=False))
     (target / "documents.json").write_text(json.dumps(records, ensure_ascii=False))
-    (target / "build.json").write_text(json.dumps({"sections": len(sections), "documents": len(indexed),
-                                                    "problems": [p.to_dict() for p in report.problems]}))
+    (target / "build.json").write_text(
+        json.dumps(
+            {"sections": len(sections), "documents": len(indexed), "problems": [p.to_dict() for p in report.problems]}
+        )
+    )
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -98,4 +98,3 @@ def chunk_document(document: Document) -> list[Section]:
             )
         )
     return sections
-

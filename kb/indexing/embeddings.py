@@ -192,8 +192,11 @@ def export_onnx(torch_encoder: TorchEncoder, folder: Path) -> Path:
                 dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
             )
         st.tokenizer.backend_tokenizer.save(str(staging / "tokenizer.json"))
-        meta = {"max_seq_length": int(st.max_seq_length), "dimension": torch_encoder.dimension,
-                "model": torch_encoder.model_name}
+        meta = {
+            "max_seq_length": int(st.max_seq_length),
+            "dimension": torch_encoder.dimension,
+            "model": torch_encoder.model_name,
+        }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2))
         reference = torch_encoder.encode(PARITY_TEXTS)
         exported = OnnxEncoder(staging).encode(PARITY_TEXTS)
@@ -245,7 +248,8 @@ class EmbeddingCache:
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                f"SELECT hash, vector FROM vectors WHERE model = ? AND hash IN ({marks})", [self.model_id, *chunk]
+                f"SELECT hash, vector FROM vectors WHERE model = ? AND hash IN ({marks})",  # noqa: S608 - only ? marks
+                [self.model_id, *chunk],
             )
             for digest, blob in rows:
                 found[digest] = np.frombuffer(blob, dtype=np.float32)
@@ -265,7 +269,9 @@ class EmbeddingCache:
 
 
 def embed_with_cache(
-    texts: dict[str, str], encoder_factory: Callable[[], TorchEncoder], cache: EmbeddingCache,
+    texts: dict[str, str],
+    encoder_factory: Callable[[], TorchEncoder],
+    cache: EmbeddingCache,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Return a vector for each hash -> text, embedding only what the cache lacks.
@@ -277,7 +283,7 @@ def embed_with_cache(
     missing = [h for h in texts if h not in vectors]
     if missing:
         fresh = encoder_factory().encode([texts[h] for h in missing], progress=progress)
-        new = dict(zip(missing, fresh))
+        new = dict(zip(missing, fresh, strict=True))
         cache.put_many(new)
         vectors.update(new)
     return vectors, len(missing)

@@ -24,8 +24,14 @@ def _int_arg(name: str, value: str | None, default: int) -> int:
 
 def _search(query, k, mode, filters):
     results = searcher().search(query, k, mode, filters)
-    log.info("search mode=%s k=%s results=%d took_ms=%.1f query=%r", results.mode, k, len(results.hits),
-             results.took_ms, results.query)
+    log.info(
+        "search mode=%s k=%s results=%d took_ms=%.1f query=%r",
+        results.mode,
+        k,
+        len(results.hits),
+        results.took_ms,
+        results.query,
+    )
     return jsonify(results.to_dict())
 
 
@@ -35,8 +41,12 @@ def search_get():
     args = request.args
     settings = searcher().settings
     filters = {key: args[key] for key in ("business_line", "category", "type") if args.get(key)}
-    return _search(args.get("q", ""), _int_arg("k", args.get("k"), settings["DEFAULT_K"]),
-                   args.get("mode") or "hybrid", filters or None)
+    return _search(
+        args.get("q", ""),
+        _int_arg("k", args.get("k"), settings["DEFAULT_K"]),
+        args.get("mode") or "hybrid",
+        filters or None,
+    )
 
 
 @bp.post("/api/v1/search")
@@ -48,16 +58,30 @@ def search_post():
     unknown = set(body) - {"query", "k", "mode", "filters"}
     if unknown:
         raise QueryError(f"body: unknown field {sorted(unknown)[0]!r}", {"field": sorted(unknown)[0]})
-    return _search(body.get("query"), body.get("k", searcher().settings["DEFAULT_K"]),
-                   body.get("mode", "hybrid"), body.get("filters"))
+    return _search(
+        body.get("query"),
+        body.get("k", searcher().settings["DEFAULT_K"]),
+        body.get("mode", "hybrid"),
+        body.get("filters"),
+    )
 
 
 @bp.get("/api/v1/sops")
 def list_sops():
     """Every document's metadata."""
     gen = searcher().generation
-    keys = ("id", "title", "type", "business_line", "categories", "owner", "status", "effective", "review_by",
-            "revision")
+    keys = (
+        "id",
+        "title",
+        "type",
+        "business_line",
+        "categories",
+        "owner",
+        "status",
+        "effective",
+        "review_by",
+        "revision",
+    )
     docs = [{key: gen.documents[i][key] for key in keys} for i in sorted(gen.documents)]
     return jsonify({"sops": docs})
 
@@ -75,5 +99,6 @@ def healthz():
         gen = searcher().generation
     except KbError as error:
         return jsonify({"status": "unavailable", "reason": error.message}), 503
-    return jsonify({"status": "ok", "generation": gen.name, "documents": len(gen.documents),
-                    "sections": len(gen.sections)})
+    return jsonify(
+        {"status": "ok", "generation": gen.name, "documents": len(gen.documents), "sections": len(gen.sections)}
+    )

@@ -33,8 +33,18 @@ def search_page():
             error = exc.message
     gen = searcher().generation
     categories = sorted({c for d in gen.documents.values() for c in d["categories"]})
-    return render_template("search.html", query=query, mode=mode, form=form, results=results, error=error,
-                           modes=MODES, business_lines=BUSINESS_LINES, types=TYPES, categories=categories)
+    return render_template(
+        "search.html",
+        query=query,
+        mode=mode,
+        form=form,
+        results=results,
+        error=error,
+        modes=MODES,
+        business_lines=BUSINESS_LINES,
+        types=TYPES,
+        categories=categories,
+    )
 
 
 @bp.get("/sops")

@@ -30,5 +30,14 @@ class KbServer(BaseApplication):
 
 def run(host: str, port: int, workers: int) -> None:
     """Serve on host:port with this many workers; the access log stays off (queries may carry card numbers)."""
-    KbServer({"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync", "timeout": 60,
-              "accesslog": None, "errorlog": "-", "loglevel": "info"}).run()
+    KbServer(
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "sync",
+            "timeout": 60,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "info",
+        }
+    ).run()
