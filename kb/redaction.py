@@ -47,12 +47,17 @@ def find_pans(text: str) -> list[PanMatch]:
     return found
 
 
-def mask_pans(text: str) -> str:
-    """Return text with every card number replaced by ``[card ending NNNN]``."""
+def mask_pans(text: str, template: str = MASK_TEMPLATE) -> str:
+    """Return text with every card number replaced by ``[card ending NNNN]`` (or another template)."""
     parts, last = [], 0
     for pan in find_pans(text):
         parts.append(text[last : pan.start])
-        parts.append(MASK_TEMPLATE.format(last4=pan.last4))
+        parts.append(template.format(last4=pan.last4))
         last = pan.end
     parts.append(text[last:])
     return "".join(parts)
+
+
+def strip_pans(text: str) -> str:
+    """Return text with every card number removed (for searching: a PAN carries no meaning)."""
+    return mask_pans(text, " ")

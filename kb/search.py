@@ -25,7 +25,7 @@ from kb.indexing import builder, embeddings, fusion
 from kb.indexing.keyword import Filters, KeywordIndex, keyword_backend
 from kb.indexing.vector import FILE_NAME as VECTORS_FILE
 from kb.indexing.vector import VectorIndex, set_threads
-from kb.redaction import mask_pans
+from kb.redaction import mask_pans, strip_pans
 from kb.snippets import make_snippet
 
 log = logging.getLogger(__name__)
@@ -216,10 +216,11 @@ class Searcher:
             query, k, mode, filters, self.settings["MAX_QUERY_CHARS"], self.settings["MAX_K"]
         )
         masked = mask_pans(query.strip())
+        searched = strip_pans(query.strip())
         gen = self.generation
-        scored = self.rank(gen, masked, mode, parsed)
+        scored = self.rank(gen, searched, mode, parsed)
         groups = fusion.collapse(scored, lambda key: gen.sections[gen.row_of[key]]["sop_id"], k)
-        terms = {t for _, _, t in gen.keyword.analyze(masked)}
+        terms = {t for _, _, t in gen.keyword.analyze(searched)}
         hits = tuple(self._hit(gen, group, terms) for group in groups)
         return SearchResults(masked, mode, (time.perf_counter() - started) * 1000, hits)
 

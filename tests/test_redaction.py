@@ -1,6 +1,6 @@
 import pytest
 
-from kb.redaction import find_pans, luhn_valid, mask_pans
+from kb.redaction import find_pans, luhn_valid, mask_pans, strip_pans
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,7 @@ def test_mask_pans_replaces_luhn_valid_card_numbers(text, expected):
 def test_mask_pans_leaves_other_numbers(text):
     assert find_pans(text) == []
     assert mask_pans(text) == text
+
+
+def test_strip_pans_removes_card_numbers_entirely():
+    assert strip_pans("card 4111 1111 1111 1111 declined") == "card   declined"
