@@ -31,6 +31,20 @@ from kb.snippets import make_snippet
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "keyword", "semantic")
+METADATA_KEYS = (
+    "id",
+    "title",
+    "type",
+    "business_line",
+    "categories",
+    "owner",
+    "status",
+    "effective",
+    "review_by",
+    "tags",
+    "path",
+    "revision",
+)
 _CATEGORY = re.compile(r"^[a-z0-9-]+(/[a-z0-9-]+)?$")
 _SOP_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -272,6 +286,11 @@ class Searcher:
         """Ids of every document in the live generation."""
         return sorted(self.generation.documents)
 
+    def list_documents(self) -> list[dict]:
+        """Metadata of every document in the live generation, by id."""
+        documents = self.generation.documents
+        return [{key: documents[i][key] for key in METADATA_KEYS} for i in sorted(documents)]
+
     def document(self, sop_id: str) -> dict:
         """Return a document's metadata, sections, Markdown and rendered HTML.
 
@@ -287,21 +306,5 @@ class Searcher:
         sections = [
             {"heading": h.text, "anchor": h.anchor, "level": h.level} for h in markdown.headings(markdown.parse(body))
         ]
-        meta = {
-            key: record[key]
-            for key in (
-                "id",
-                "title",
-                "type",
-                "business_line",
-                "categories",
-                "owner",
-                "status",
-                "effective",
-                "review_by",
-                "tags",
-                "path",
-                "revision",
-            )
-        }
+        meta = {key: record[key] for key in METADATA_KEYS}
         return {**meta, "sections": sections, "html": markdown.render_html(body), "markdown": record["text"]}

@@ -69,20 +69,7 @@ def search_post():
 @bp.get("/api/v1/sops")
 def list_sops():
     """Every document's metadata."""
-    gen = searcher().generation
-    keys = (
-        "id",
-        "title",
-        "type",
-        "business_line",
-        "categories",
-        "owner",
-        "status",
-        "effective",
-        "review_by",
-        "revision",
-    )
-    docs = [{key: gen.documents[i][key] for key in keys} for i in sorted(gen.documents)]
+    docs = searcher().list_documents()
     return jsonify({"sops": docs})
 
 

@@ -50,9 +50,8 @@ def search_page():
 @bp.get("/sops")
 def list_page():
     """Every document, grouped by business line."""
-    gen = searcher().generation
     groups: dict[str, list[dict]] = {}
-    for doc in sorted(gen.documents.values(), key=lambda d: d["title"].lower()):
+    for doc in sorted(searcher().list_documents(), key=lambda d: d["title"].lower()):
         groups.setdefault(doc["business_line"], []).append(doc)
     ordered = [(line, groups[line]) for line in BUSINESS_LINES if line in groups]
     return render_template("list.html", groups=ordered)
