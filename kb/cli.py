@@ -69,7 +69,7 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
 
     Every problem in a document is reported with its file and line; valid
     documents are indexed anyway, and the exit status is 1 if any document was
-    skipped.
+    skipped or the taxonomy or shared values have an error.
     """
     from kb.indexing.builder import build_index
 
@@ -100,6 +100,37 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
         if report.skipped:
             click.echo(f"skipped {len(report.skipped)} document(s): {', '.join(report.skipped)}", err=True)
     if report.skipped:
+        ctx.exit(1)
+
+
+@main.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print {documents, errors, warnings, problems} as JSON.")
+@click.pass_context
+def lint_command(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Check SOP documents and print every problem as file:line: message.
+
+    With no PATH the whole library (KB_CONTENT_DIR) is checked, including the
+    taxonomy and the shared values; with PATHs (files or folders inside the
+    library) only their problems are shown. Exit status 1 if there is an error;
+    warnings (a passed review date, an unserved category) do not fail.
+    """
+    from kb.lint import lint
+
+    root = _settings(ctx)["CONTENT_DIR"]
+    outside = [p for p in paths if root.resolve() not in [p.resolve(), *p.resolve().parents]]
+    if outside:
+        raise click.ClickException(f"{outside[0]} is not inside the content folder {root} (set KB_CONTENT_DIR)")
+    report = lint(root, list(paths) or None)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            prefix = "warning: " if problem.severity == "warning" else ""
+            what = f"{problem.field}: {problem.message}" if problem.field else problem.message
+            click.echo(f"{problem.file}:{problem.line}: {prefix}{what}")
+        click.echo(f"{report.documents} documents: {report.errors} errors, {report.warnings} warnings", err=True)
+    if report.errors:
         ctx.exit(1)
 
 

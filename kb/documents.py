@@ -17,6 +17,8 @@ import yaml
 
 from kb import markdown
 from kb.errors import Problem
+from kb.redaction import find_pans
+from kb.values import Value, resolve
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 TYPES = ("sop", "policy")
@@ -43,9 +45,9 @@ class Document:
     review_by: dt.date | None
     tags: tuple[str, ...]
     path: str
-    body: str
+    body: str  # the Markdown body with shared values substituted
     body_line: int  # 1-based line number of the first body line in the file
-    text: str = field(repr=False)
+    text: str = field(repr=False)  # the whole file as stored, placeholders included
     field_lines: tuple[tuple[str, int], ...] = field(default=(), repr=False, compare=False)
 
     def line_of(self, key: str) -> int:
@@ -54,8 +56,8 @@ class Document:
 
     @property
     def content_hash(self) -> str:
-        """sha256 of the whole file text."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """sha256 of the stored file and its resolved body: changes when either changes."""
+        return hashlib.sha256(f"{self.text}\0{self.body}".encode()).hexdigest()
 
     def metadata(self) -> dict:
         """Return the front matter as plain JSON-ready data."""
@@ -171,12 +173,15 @@ def _check_fields(data: dict, lines: dict[str, int], name: str) -> tuple[dict, l
     return clean, problems
 
 
-def parse_document(text: str, name: str) -> tuple[Document | None, list[Problem]]:
-    """Parse and validate one document.
+def parse_document(
+    text: str, name: str, values: dict[str, Value] | None = None
+) -> tuple[Document | None, list[Problem]]:
+    """Parse and validate one document, substituting shared values in its body.
 
     Args:
         text: the whole file, already decoded.
         name: the file's path as shown in messages (relative to the content folder).
+        values: the library's shared values; a placeholder naming no value is an error.
 
     Returns:
         (document, problems): document is None when any problem is an error.
@@ -198,6 +203,11 @@ def parse_document(text: str, name: str) -> tuple[Document | None, list[Problem]
         return None, [Problem(name, 2, "front matter must be a mapping of field: value")]
     lines = _field_lines(front)
     clean, problems = _check_fields(data, lines, name)
+    body, placeholder_problems = resolve(body, values or {}, name, body_line)
+    problems.extend(placeholder_problems)
+    for pan in find_pans(text):
+        line = text.count("\n", 0, pan.start) + 1
+        problems.append(Problem(name, line, f"contains a card number (ending {pan.last4}): remove it, PCI DSS"))
     if not markdown.headings(markdown.parse(body)):
         problems.append(Problem(name, body_line, "document has no H2 or H3 headings: sections cannot be found"))
     if any(p.severity == "error" for p in problems):

@@ -13,6 +13,7 @@ from pathlib import Path
 from kb.documents import Document, parse_document
 from kb.errors import Problem
 from kb.taxonomy import Category, load_taxonomy
+from kb.values import Value, load_values
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Library:
     root: Path
     documents: dict[str, Document] = field(default_factory=dict)
     categories: dict[str, Category] = field(default_factory=dict)
+    values: dict[str, Value] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -50,13 +52,15 @@ def load_library(root: Path) -> Library:
     library = Library(root=root)
     library.categories, taxonomy_problems = load_taxonomy(root)
     library.problems.extend(taxonomy_problems)
+    library.values, value_problems, _ = load_values(root)
+    library.problems.extend(value_problems)
     first_seen: dict[str, str] = {}
     for path in document_paths(root):
         name = path.relative_to(root).as_posix()
         text, problems = decode(path.read_bytes(), name)
         document = None
         if text is not None:
-            document, problems = parse_document(text, name)
+            document, problems = parse_document(text, name, library.values)
         if document is not None and document.id in first_seen:
             problems.append(
                 Problem(

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kb import markdown
-from kb.documents import BUSINESS_LINES, TYPES, split_front_matter
+from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import NotFoundError, QueryError
 from kb.indexing import builder, embeddings, fusion
 from kb.indexing.keyword import Filters, KeywordIndex, keyword_backend
@@ -115,6 +115,7 @@ class Generation:
         self.vectors = VectorIndex.open(folder / VECTORS_FILE)
         self.sections: list[dict] = json.loads((folder / "sections.json").read_text())
         self.documents: dict[str, dict] = json.loads((folder / "documents.json").read_text())
+        self.categories: list[dict] = json.loads((folder / "categories.json").read_text())
         self.row_of = {s["key"]: i for i, s in enumerate(self.sections)}
         self._allowed: dict[Filters, np.ndarray] = {}
 
@@ -291,6 +292,39 @@ class Searcher:
         documents = self.generation.documents
         return [{key: documents[i][key] for key in METADATA_KEYS} for i in sorted(documents)]
 
+    def taxonomy(self) -> dict:
+        """The category tree, each category with the documents that serve it, and the uncovered categories."""
+        gen = self.generation
+        serving: dict[str, list[dict]] = {}
+        for record in sorted(gen.documents.values(), key=lambda r: r["title"].lower()):
+            for category in record["categories"]:
+                serving.setdefault(category, []).append(
+                    {"id": record["id"], "title": record["title"], "type": record["type"], "status": record["status"]}
+                )
+        groups = []
+        for category in gen.categories:
+            entry = {**category, "documents": serving.get(category["id"], [])}
+            if category["parent"] is None:
+                groups.append({**entry, "children": []})
+            else:
+                groups[-1]["children"].append(entry)
+        uncovered = [c["id"] for c in gen.categories if c["parent"] is not None and c["id"] not in serving]
+        return {"categories": groups, "uncovered": uncovered}
+
+    def category(self, category_id: str) -> dict:
+        """One category (or group) with its documents; a group lists its children.
+
+        Raises:
+            NotFoundError: no such category.
+        """
+        for group in self.taxonomy()["categories"]:
+            if group["id"] == category_id:
+                return group
+            for child in group["children"]:
+                if child["id"] == category_id:
+                    return {**child, "group": {"id": group["id"], "name": group["name"]}}
+        raise NotFoundError(f"no category with id {category_id!r}", {"field": "id"})
+
     def document(self, sop_id: str) -> dict:
         """Return a document's metadata, sections, Markdown and rendered HTML.
 
@@ -301,8 +335,7 @@ class Searcher:
         if not isinstance(sop_id, str) or not _SOP_ID.match(sop_id) or sop_id not in gen.documents:
             raise NotFoundError(f"no SOP with id {sop_id!r}", {"field": "id"})
         record = gen.documents[sop_id]
-        split = split_front_matter(record["text"])
-        body = split[1] if split else record["text"]
+        body = record["body"]
         sections = [
             {"heading": h.text, "anchor": h.anchor, "level": h.level} for h in markdown.headings(markdown.parse(body))
         ]

@@ -88,6 +88,16 @@ def parse_taxonomy(text: str, name: str = FILE_NAME) -> tuple[dict[str, Category
         if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
             problems.append(Problem(name, line, "must be a list of text", field="examples"))
             examples = []
+        if parent is not None and not 3 <= len(examples) <= 5:
+            problems.append(
+                Problem(
+                    name,
+                    line,
+                    f"has {len(examples)} example phrasings; give 3 to 5",
+                    field="examples",
+                    severity="warning",
+                )
+            )
         categories[cid] = Category(
             cid, str(item.get("name", "")), str(item.get("description", "")), parent, tuple(examples)
         )

@@ -28,11 +28,11 @@ categories:
       - id: payments/duplicate-charge
         name: Duplicate charge
         description: Charged twice.
-        examples: ["charged twice", "two payments"]
+        examples: ["charged twice", "two payments", "double charge"]
       - id: payments/card-declined
         name: Card declined
         description: A payment was declined.
-        examples: ["card declined"]
+        examples: ["card declined", "payment failed", "bank said no"]
   - id: payouts
     name: Payouts
     description: Creator payouts.
@@ -40,7 +40,7 @@ categories:
       - id: payouts/delayed
         name: Delayed payout
         description: A payout has not arrived.
-        examples: ["where is my payout"]
+        examples: ["where is my payout", "payout late", "no money yet"]
 """
 
 
@@ -111,11 +111,24 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
-def init_repo(repo: Path, files: dict[str, str], categories: str = CATEGORIES) -> Path:
+VALUES = """\
+values:
+  refund_window_days:
+    value: 30
+    description: Days within which a refund may be requested.
+  tier1_limit_usd:
+    value: 1000
+    description: Largest refund Tier 1 approves.
+"""
+
+
+def init_repo(repo: Path, files: dict[str, str], categories: str = CATEGORIES, values: str | None = None) -> Path:
     """Create a git repository with sops/<files> and commit them; return the sops folder."""
     sops = repo / "sops"
     sops.mkdir(parents=True)
     (sops / "categories.yaml").write_text(categories)
+    if values is not None:
+        (sops / "values.yaml").write_text(values)
     for name, text in files.items():
         (sops / name).parent.mkdir(parents=True, exist_ok=True)
         (sops / name).write_text(text)

@@ -132,3 +132,26 @@ def test_healthz_without_an_index_is_503(tmp_path):
     assert response.status_code == 503 and response.get_json()["status"] == "unavailable"
     search = app.test_client().get("/api/v1/search?q=refund")
     assert search.status_code == 503 and search.get_json()["error"]["code"] == "index_not_built"
+
+
+def test_categories_list_the_tree_with_documents_and_uncovered(client, library):
+    from kb.library import load_library
+
+    body = client.get("/api/v1/categories").get_json()
+    groups = {g["id"]: g for g in body["categories"]}
+    children = {c["id"]: c for g in body["categories"] for c in g["children"]}
+    assert groups and all(c["parent"] in groups for c in children.values())
+    loaded = load_library(library["CONTENT_DIR"])
+    for doc in loaded.documents.values():
+        for category in doc.categories:
+            assert doc.id in [d["id"] for d in children[category]["documents"]]
+    assert body["uncovered"] == [c for c, entry in children.items() if not entry["documents"]]
+    assert all(3 <= len(c["examples"]) <= 5 for c in children.values())
+
+
+def test_one_category_and_unknown_category(client):
+    body = client.get("/api/v1/categories/payments/duplicate-charge").get_json()
+    assert body["group"]["id"] == "payments" and "pay-duplicate-charge" in [d["id"] for d in body["documents"]]
+    assert client.get("/api/v1/categories/payments").get_json()["children"]
+    missing = client.get("/api/v1/categories/payments/nope")
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"

@@ -37,7 +37,7 @@ def test_library_skips_bad_files_and_keeps_the_rest(tmp_path):
 def test_taxonomy_parses_two_levels():
     categories, problems = parse_taxonomy(CATEGORIES)
     assert problems == []
-    assert categories["payouts/delayed"].examples == ("where is my payout",)
+    assert categories["payouts/delayed"].examples == ("where is my payout", "payout late", "no money yet")
     assert categories["payouts"].parent is None
 
 
@@ -45,6 +45,15 @@ def test_taxonomy_reports_bad_entries_with_lines():
     text = "categories:\n  - id: Pay\n    name: P\n    description: d\n  - id: ok\n    name: O\n"
     categories, problems = parse_taxonomy(text)
     assert {(p.line, p.field) for p in problems} == {(2, "id"), (5, "description")}
+
+
+def test_taxonomy_warns_when_a_category_has_too_few_examples():
+    text = "categories:\n  - id: a\n    name: A\n    description: d\n    children:\n      - id: a/b\n        name: B\n"
+    text += "        description: d\n        examples: [one]\n"
+    _, problems = parse_taxonomy(text)
+    assert [(p.line, p.severity, p.message) for p in problems] == [
+        (6, "warning", "has 1 example phrasings; give 3 to 5")
+    ]
 
 
 def test_taxonomy_malformed_yaml():

@@ -3,13 +3,32 @@ import pytest
 from kb.errors import QueryError
 from tests.conftest import dev_queries, shipped_ids
 
-GOLDEN = dev_queries(shipped_ids())
+# Hand-picked golden queries, in agents' words: the first result must be this SOP.
+GOLDEN = [
+    ("customer charged twice for the same order", "pay-duplicate-charge"),
+    ("card declined at checkout", "pay-card-declined"),
+    ("coins paid but balance did not go up", "iap-coins-not-credited"),
+    ("how do I cancel my premium plan on android", "sub-cancellation"),
+    ("creator says payout has not arrived", "payout-delayed"),
+    ("customer pasted full card number in chat", "pci-card-data-handling"),
+]
+# The share of the shared dev queries (those whose SOPs ship) that must find a relevant SOP in the top 3.
+DEV_HIT_AT_3_FLOOR = 0.9
 
 
-@pytest.mark.parametrize("item", GOLDEN, ids=[q["query"] for q in GOLDEN])
-def test_golden_query_finds_its_sop_in_the_top_three(searcher, item):
-    hits = searcher.search(item["query"], 3, "hybrid").hits
-    assert set(item["relevant"]) & {h.sop_id for h in hits}, [h.sop_id for h in hits]
+@pytest.mark.parametrize("query, sop_id", GOLDEN)
+def test_golden_query_ranks_its_sop_first(searcher, query, sop_id):
+    assert searcher.search(query, 3, "hybrid").hits[0].sop_id == sop_id
+
+
+def test_dev_queries_find_a_relevant_sop_in_the_top_three(searcher):
+    queries = dev_queries(shipped_ids())
+    misses = []
+    for item in queries:
+        found = [h.sop_id for h in searcher.search(item["query"], 3, "hybrid").hits]
+        if not set(item["relevant"]) & set(found):
+            misses.append((item["query"], item["relevant"], found))
+    assert 1 - len(misses) / len(queries) >= DEV_HIT_AT_3_FLOOR, misses
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])

@@ -90,3 +90,20 @@ def test_agent_searches_and_lands_on_the_section_in_chromium(live_server, tmp_pa
         assert page.locator("nav.toc a").count() >= 5
         page.screenshot(path=str(tmp_path / "sop.png"), full_page=True)
         browser.close()
+
+
+def test_categories_page_lists_documents_per_category(client):
+    html = client.get("/categories").get_data(as_text=True)
+    assert 'href="/categories/payments/duplicate-charge"' in html
+    assert 'href="/sops/pay-duplicate-charge"' in html
+
+
+def test_category_page_shows_examples_and_its_sops(client):
+    html = client.get("/categories/payments/duplicate-charge").get_data(as_text=True)
+    assert "How customers put it" in html and 'href="/sops/pay-duplicate-charge"' in html
+    assert client.get("/categories/payments/nope").status_code == 404
+
+
+def test_sop_page_links_its_categories(client):
+    html = client.get("/sops/pay-duplicate-charge").get_data(as_text=True)
+    assert 'href="/categories/payments/duplicate-charge"' in html

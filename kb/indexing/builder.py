@@ -39,7 +39,7 @@ from kb.indexing.vector import VectorIndex
 from kb.library import Library, load_library
 from kb.repository import revisions
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3  # bump when the generation's files change shape
 KEEP_GENERATIONS = 3
 KEYWORD_BACKEND = "whoosh"
 
@@ -135,7 +135,11 @@ class BuildReport:
 def _document_record(document, revision: str | None) -> dict:
     record = document.metadata()
     record.update(
-        revision=revision, content_hash=document.content_hash, text=document.text, body_line=document.body_line
+        revision=revision,
+        content_hash=document.content_hash,
+        text=document.text,
+        body=document.body,
+        body_line=document.body_line,
     )
     return record
 
@@ -195,7 +199,9 @@ def build_index(
             }
             removed = old_indexed - set(indexed)
         report.changed, report.removed = sorted(changed), sorted(removed)
-        if not report.full and not changed and not removed and old_records == records:
+        categories = [c.to_dict() for c in library.categories.values()]
+        old_categories = json.loads((old_dir / "categories.json").read_text()) if compatible else None
+        if not report.full and not changed and not removed and old_records == records and old_categories == categories:
             report.documents = len(indexed)
             report.sections = json.loads((old_dir / "build.json").read_text())["sections"]
             report.seconds = time.perf_counter() - started
@@ -280,6 +286,8 @@ def _write_generation(
         backend.update(old_dir / "keyword", target / "keyword", set(changed) | set(removed), items_for(fresh, indexed))
     (target / "sections.json").write_text(json.dumps([s.to_dict() for s in sections], ensure_ascii=False))
     (target / "documents.json").write_text(json.dumps(records, ensure_ascii=False))
+    categories = [c.to_dict() for c in library.categories.values()]
+    (target / "categories.json").write_text(json.dumps(categories, ensure_ascii=False))
     (target / "build.json").write_text(
         json.dumps(
             {"sections": len(sections), "documents": len(indexed), "problems": [p.to_dict() for p in report.problems]}

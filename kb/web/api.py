@@ -79,6 +79,18 @@ def get_sop(sop_id: str):
     return jsonify(searcher().document(sop_id))
 
 
+@bp.get("/api/v1/categories")
+def list_categories():
+    """The issue taxonomy: groups, their categories, the documents of each, and the uncovered categories."""
+    return jsonify(searcher().taxonomy())
+
+
+@bp.get("/api/v1/categories/<path:category_id>")
+def get_category(category_id: str):
+    """One category or group with its documents."""
+    return jsonify(searcher().category(category_id))
+
+
 @bp.get("/healthz")
 def healthz():
     """Liveness and the generation being served."""

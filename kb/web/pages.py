@@ -61,3 +61,15 @@ def list_page():
 def sop_page(sop_id: str):
     """One SOP: metadata, table of contents, and the rendered document."""
     return render_template("sop.html", doc=searcher().document(sop_id))
+
+
+@bp.get("/categories")
+def categories_page():
+    """The issue taxonomy with the documents of each category; uncovered categories stand out."""
+    return render_template("categories.html", taxonomy=searcher().taxonomy())
+
+
+@bp.get("/categories/<path:category_id>")
+def category_page(category_id: str):
+    """One category: its description, example phrasings and the documents that serve it."""
+    return render_template("category.html", category=searcher().category(category_id))
