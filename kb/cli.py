@@ -129,6 +129,8 @@ def lint_command(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> 
             prefix = "warning: " if problem.severity == "warning" else ""
             what = f"{problem.field}: {problem.message}" if problem.field else problem.message
             click.echo(f"{problem.file}:{problem.line}: {prefix}{what}")
+        for kind, w in sorted(report.words.items()):
+            click.echo(f"{kind} words: min {w['min']:,}, median {w['median']:,}, max {w['max']:,}", err=True)
         click.echo(f"{report.documents} documents: {report.errors} errors, {report.warnings} warnings", err=True)
     if report.errors:
         ctx.exit(1)

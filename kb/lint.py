@@ -9,13 +9,15 @@ no headings). Lint adds the rules that keep a library healthy:
 - an SOP has the required sections: purpose, procedure, customer macro, escalation;
 - ``review_by`` is not in the past (warning);
 - every category of the taxonomy is served by a document (warning);
-- every shared value is used by a document (warning).
+- every shared value is used by a document (warning);
+- an SOP runs 350 to 1,200 words and a policy 400 to 1,500 (warning).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,7 @@ REQUIRED_SOP_SECTIONS = {
     "customer macro": ("customer-macro", "macro"),
     "escalation": ("escalation",),
 }
+WORD_RANGE = {"sop": (350, 1200), "policy": (400, 1500)}
 _SOP_LINK = re.compile(r"^/sops/([^#?/]+)(?:#(.*))?$")
 
 
@@ -41,6 +44,7 @@ class LintReport:
 
     documents: int
     problems: list[Problem] = field(default_factory=list)
+    words: dict[str, dict[str, int]] = field(default_factory=dict)  # per type: min, median, max
 
     @property
     def errors(self) -> int:
@@ -66,6 +70,11 @@ def anchors_of(document: Document) -> set[str]:
     """Every anchor a link may point at in a document."""
     tokens = markdown.parse(document.body)
     return {h.anchor for h in markdown.headings(tokens)} | {OVERVIEW_ANCHOR}
+
+
+def word_count(document: Document) -> int:
+    """Words of the body as a reader sees them (Markdown syntax left out)."""
+    return len(markdown.plain_text(markdown.parse(document.body)).split())
 
 
 def _links(document: Document) -> list[tuple[str, int]]:
@@ -120,6 +129,17 @@ def check_document(document: Document, library: Library, anchors: dict[str, set[
                 problems.append(
                     Problem(name, document.body_line, f"SOP has no {label} section (an H2 heading naming it)")
                 )
+    low, high = WORD_RANGE[document.type]
+    words = word_count(document)
+    if not low <= words <= high:
+        problems.append(
+            Problem(
+                name,
+                document.body_line,
+                f"{document.type} has {words:,} words; {document.type}s run {low:,} to {high:,}",
+                severity="warning",
+            )
+        )
     if document.review_by and document.review_by < today:
         problems.append(
             Problem(
@@ -165,17 +185,22 @@ def lint(root: Path, only: list[Path] | None = None, today: dt.date | None = Non
     problems = list(library.problems)
     for document in library.documents.values():
         problems.extend(check_document(document, library, anchors, today))
+    wanted = [p.resolve() for p in only or []]
+
+    def selected(name: str) -> bool:
+        path = (root / name).resolve()
+        return any(path == w or w in path.parents for w in wanted)
+
     if only is None:
         problems.extend(check_library(library))
         count = len(library.documents) + len(library.skipped)
     else:
-        wanted = [p.resolve() for p in only]
-
-        def selected(name: str) -> bool:
-            path = (root / name).resolve()
-            return any(path == w or w in path.parents for w in wanted)
-
         problems = [p for p in problems if selected(p.file)]
         count = sum(1 for n in [d.path for d in library.documents.values()] + library.skipped if selected(n))
     problems.sort(key=lambda p: (p.file, p.line, p.message))
-    return LintReport(count, problems)
+    counts: dict[str, list[int]] = {}
+    for document in library.documents.values():
+        if only is None or selected(document.path):
+            counts.setdefault(document.type, []).append(word_count(document))
+    words = {kind: {"min": min(c), "median": int(statistics.median(c)), "max": max(c)} for kind, c in counts.items()}
+    return LintReport(count, problems, words)

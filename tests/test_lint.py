@@ -24,6 +24,9 @@ Tier 2.
 """
 
 
+PADDING = "\n## Notes\n" + "detail " * 400  # long enough to be a real SOP
+
+
 def lint_files(tmp_path, files, today=TODAY, values=VALUES):
     sops = init_repo(tmp_path, {**TINY_DOCS, **files}, values=values)
     report = lint(sops, [sops / name for name in files], today=today)
@@ -31,7 +34,7 @@ def lint_files(tmp_path, files, today=TODAY, values=VALUES):
 
 
 def test_a_clean_sop_has_no_problems(tmp_path):
-    messages, report = lint_files(tmp_path, {"all/pay-good.md": make_sop("pay-good", "Good", GOOD_SOP)})
+    messages, report = lint_files(tmp_path, {"all/pay-good.md": make_sop("pay-good", "Good", GOOD_SOP + PADDING)})
     assert messages == [] and report.documents == 1 and report.errors == 0
 
 
@@ -92,20 +95,26 @@ def test_each_rule_reports_file_line_and_message(tmp_path, files, expected):
 
 
 def test_links_to_existing_sections_pass(tmp_path):
-    body = GOOD_SOP + "\nSee [p](/sops/pay-duplicate-charge#purpose) and [o](/sops/pay-card-declined).\n"
+    body = GOOD_SOP + "\nSee [p](/sops/pay-duplicate-charge#purpose) and [o](/sops/pay-card-declined).\n" + PADDING
     messages, _ = lint_files(tmp_path, {"all/pay-x.md": make_sop("pay-x", "X", body)})
     assert messages == []
 
 
 def test_policies_do_not_need_sop_sections(tmp_path):
     messages, _ = lint_files(
-        tmp_path, {"all/policy-x.md": make_sop("policy-x", "X", "## Policy\nRules.\n", type="policy")}
+        tmp_path, {"all/policy-x.md": make_sop("policy-x", "X", "## Policy\nRules.\n" + PADDING, type="policy")}
     )
     assert messages == []
 
 
+def test_a_document_outside_its_length_range_is_a_warning(tmp_path):
+    messages, report = lint_files(tmp_path, {"all/pay-x.md": make_sop("pay-x", "X", GOOD_SOP + "word " * 1200)})
+    assert any("sop has 1,216 words; sops run 350 to 1,200" in m for m in messages)
+    assert report.errors == 0 and report.words == {"sop": {"min": 1216, "median": 1216, "max": 1216}}
+
+
 def test_past_review_date_and_wrong_folder_are_warnings(tmp_path):
-    doc = make_sop("pay-x", "X", GOOD_SOP, review_by="2026-01-31", business_line="e-commerce")
+    doc = make_sop("pay-x", "X", GOOD_SOP + "word " * 400, review_by="2026-01-31", business_line="e-commerce")
     messages, report = lint_files(tmp_path, {"all/pay-x.md": doc})
     assert "all/pay-x.md:10: review_by: review date 2026-01-31 has passed" in messages
     assert "all/pay-x.md:5: business_line: file is in all/ but business_line is 'e-commerce'" in messages
@@ -113,7 +122,7 @@ def test_past_review_date_and_wrong_folder_are_warnings(tmp_path):
 
 
 def test_whole_library_lint_warns_about_unserved_categories_and_unused_values(tmp_path):
-    sops = init_repo(tmp_path, {"all/pay-good.md": make_sop("pay-good", "Good", GOOD_SOP)}, values=VALUES)
+    sops = init_repo(tmp_path, {"all/pay-good.md": make_sop("pay-good", "Good", GOOD_SOP + PADDING)}, values=VALUES)
     report = lint(sops, today=TODAY)
     messages = [str(p) for p in report.problems]
     assert "values.yaml:5: value 'tier1_limit_usd' is used by no document" in messages
@@ -122,7 +131,7 @@ def test_whole_library_lint_warns_about_unserved_categories_and_unused_values(tm
 
 
 def test_kb_lint_command_prints_problems_and_exits_1(tmp_path, monkeypatch):
-    sops = init_repo(tmp_path, {**TINY_DOCS, "all/pay-x.md": make_sop("pay-y", "X", GOOD_SOP)}, values=VALUES)
+    sops = init_repo(tmp_path, {**TINY_DOCS, "all/pay-x.md": make_sop("pay-y", "X", GOOD_SOP + PADDING)}, values=VALUES)
     monkeypatch.setenv("KB_CONTENT_DIR", str(sops))
     from click.testing import CliRunner
 
