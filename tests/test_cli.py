@@ -39,7 +39,7 @@ def test_eval_json_is_exactly_one_object_with_every_mode(runner, tmp_path):
     for metrics in body["modes"].values():
         assert set(metrics) == {"hit@1", "hit@3", "hit@5", "mrr"}
         assert 0 <= metrics["mrr"] <= metrics["hit@5"] <= 1
-    assert body["modes"]["hybrid"]["hit@1"] == 1.0
+    assert body["modes"]["hybrid"]["hit@5"] == 1.0
     assert "skipped 1 of 3 queries" in result.stderr
 
 

@@ -104,3 +104,18 @@ def test_kb_index_json_report(sop_repo, data_dir, monkeypatch):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["documents"] == 3 and report["full"] is True and report["skipped"] == []
+
+
+def test_an_index_from_another_kb_version_gets_a_clear_error_and_is_rebuilt(sop_repo, data_dir, settings_for):
+    import json as _json
+
+    from kb.errors import IndexError_
+
+    build_index(sop_repo / "sops", data_dir)
+    manifest_path = builder.index_root(data_dir) / "manifest.json"
+    manifest = _json.loads(manifest_path.read_text())
+    manifest_path.write_text(_json.dumps({**manifest, "format": 0}))
+    with pytest.raises(IndexError_, match="another version of kb: run `kb index`"):
+        Searcher(settings_for(sop_repo / "sops", data_dir)).search("refund")
+    report = build_index(sop_repo / "sops", data_dir)
+    assert report.full and read_manifest(data_dir)["format"] == builder.FORMAT_VERSION

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.errors import IndexNotBuiltError, Problem
+from kb.errors import IndexError_, IndexNotBuiltError, Problem
 from kb.indexing import embeddings
 from kb.indexing.chunking import CHUNKING_VERSION, Section, chunk_document
 from kb.indexing.keyword import items_for, keyword_backend
@@ -67,6 +67,8 @@ def current_generation(data_dir: Path) -> Path:
     manifest = read_manifest(data_dir)
     if manifest is None:
         raise IndexNotBuiltError(data_dir)
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexError_(f"the index in {data_dir} was built by another version of kb: run `kb index`")
     return index_root(data_dir) / manifest["generation"]
 
 
