@@ -69,7 +69,7 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
 
     Every problem in a document is reported with its file and line; valid
     documents are indexed anyway, and the exit status is 1 if any document was
-    skipped or the taxonomy or shared values have an error.
+    skipped or the taxonomy, the shared values or the glossary have an error.
     """
     from kb.indexing.builder import build_index
 
@@ -99,7 +99,8 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
             )
         if report.skipped:
             click.echo(f"skipped {len(report.skipped)} document(s): {', '.join(report.skipped)}", err=True)
-    if report.skipped:
+    library_errors = [p for p in report.problems if p.severity == "error" and not p.file.endswith(".md")]
+    if report.skipped or library_errors:
         ctx.exit(1)
 
 
@@ -177,14 +178,28 @@ def search_command(ctx, query, mode, k, business_line, category, doc_type, as_js
 
 
 @main.command("eval")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: {n, modes: {mode: metrics}}.")
+@click.option(
+    "--explain",
+    "explain_query",
+    metavar="QUERY",
+    help="Instead of measuring, show for QUERY each retriever's ranking and the fused result "
+    "(relevant SOPs marked * when FILE labels that query).",
+)
+@click.option("-k", "k", type=int, default=5, show_default=True, help="How many SOPs --explain shows per ranking.")
 @click.pass_context
-def eval_command(ctx: click.Context, file: Path, as_json: bool) -> None:
-    """Measure hit@1, hit@3, hit@5 and MRR per mode on labelled queries (JSON lines)."""
+def eval_command(ctx: click.Context, file: Path | None, as_json: bool, explain_query: str | None, k: int) -> None:
+    """Measure hit@1, hit@3, hit@5 and MRR per mode on labelled queries (JSON lines), or --explain one query."""
     from kb.evaluation import evaluate, load_queries
 
-    queries = load_queries(file)
+    queries = load_queries(file) if file else []
+    if explain_query is not None:
+        relevant = {r for q in queries if q.query == explain_query for r in q.relevant}
+        _explain(_searcher(ctx).explain(explain_query, k), relevant, as_json)
+        return
+    if file is None:
+        raise click.UsageError("give a FILE of labelled queries, or --explain QUERY")
     result, skipped = evaluate(_searcher(ctx), queries)
     if skipped:
         click.echo(f"skipped {len(skipped)} of {len(queries)} queries: none of their SOPs is in the index", err=True)
@@ -195,6 +210,30 @@ def eval_command(ctx: click.Context, file: Path, as_json: bool) -> None:
     click.echo(f"{'mode':<10}{'hit@1':>8}{'hit@3':>8}{'hit@5':>8}{'mrr':>8}")
     for mode, metrics in result["modes"].items():
         click.echo(f"{mode:<10}" + "".join(f"{metrics[m]:>8.3f}" for m in ("hit@1", "hit@3", "hit@5", "mrr")))
+
+
+def _explain(report: dict, relevant: set[str], as_json: bool) -> None:
+    """Print an explanation from Searcher.explain."""
+    if as_json:
+        click.echo(json.dumps({**report, "relevant": sorted(relevant)}))
+        return
+    mark = lambda sop_id: "*" if sop_id in relevant else " "  # noqa: E731
+    click.echo(f"query:    {report['query']}")
+    click.echo(f"searched: {report['searched']}")
+    if report["expansions"]:
+        click.echo("keyword also searches: " + ", ".join(f"{t} (x{w:g})" for t, w in report["expansions"]))
+    for name, rows in report["rankings"].items():
+        click.echo(f"\n{name}:")
+        for rank, row in enumerate(rows, 1):
+            score = "" if row["score"] is None else f"  {row['score']:.4f}"
+            where = f"  #{row['section']}" if row["section"] else ""
+            click.echo(f" {mark(row['sop_id'])}{rank:>2}. {row['sop_id']}{where}{score}")
+    click.echo("\nhybrid (fused; rank in keyword / semantic / taxonomy):")
+    for rank, row in enumerate(report["hybrid"], 1):
+        ranks = " / ".join("-" if r is None else str(r) for r in row["ranks"].values())
+        click.echo(
+            f" {mark(row['sop_id'])}{rank:>2}. {row['sop_id']}  #{row['section']}  {row['score']:.4f}  ({ranks})"
+        )
 
 
 @main.command("serve")

@@ -27,7 +27,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | path | choice
+    kind: str = "str"  # str | int | float | path | choice
     choices: tuple[str, ...] = ()
 
 
@@ -62,7 +62,15 @@ SETTINGS: tuple[Setting, ...] = (
         "choice",
         ("onnx", "torch"),
     ),
-    Setting("RRF_K", 60, "Reciprocal rank fusion constant k: larger flattens the weight of top ranks.", "int"),
+    Setting("RRF_K", 10, "Reciprocal rank fusion constant k: larger flattens the weight of top ranks.", "int"),
+    Setting("WEIGHT_KEYWORD", 1.0, "Weight of the keyword (BM25) ranking in hybrid fusion.", "float"),
+    Setting("WEIGHT_SEMANTIC", 1.0, "Weight of the embedding ranking of sections in hybrid fusion.", "float"),
+    Setting(
+        "WEIGHT_TAXONOMY",
+        1.5,
+        "Weight, in hybrid fusion, of ranking SOPs by their categories' example phrasings (0 turns it off).",
+        "float",
+    ),
     Setting("CANDIDATES", 100, "Sections each retriever returns before fusion.", "int"),
     Setting("MAX_QUERY_CHARS", 2000, "Longest query accepted, in characters.", "int"),
     Setting("DEFAULT_K", 10, "Results returned when a request does not say how many.", "int"),
@@ -87,6 +95,14 @@ def _coerce(setting: Setting, value: Any) -> Any:
             raise ConfigError(f"setting {setting.name}: expected a whole number, got {value!r}") from None
         if number < 1:
             raise ConfigError(f"setting {setting.name}: must be at least 1, got {number}")
+        return number
+    if setting.kind == "float":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {setting.name}: expected a number, got {value!r}") from None
+        if not 0 <= number <= 100:
+            raise ConfigError(f"setting {setting.name}: must be from 0 to 100, got {number:g}")
         return number
     if setting.kind == "path":
         return Path(value).expanduser().resolve()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kb.documents import Document, parse_document
 from kb.errors import Problem
+from kb.glossary import Glossary, load_glossary
 from kb.taxonomy import Category, load_taxonomy
 from kb.values import Value, load_values
 
@@ -24,6 +25,7 @@ class Library:
     documents: dict[str, Document] = field(default_factory=dict)
     categories: dict[str, Category] = field(default_factory=dict)
     values: dict[str, Value] = field(default_factory=dict)
+    glossary: Glossary = field(default_factory=Glossary)
     problems: list[Problem] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -54,6 +56,8 @@ def load_library(root: Path) -> Library:
     library.problems.extend(taxonomy_problems)
     library.values, value_problems, _ = load_values(root)
     library.problems.extend(value_problems)
+    library.glossary, glossary_problems = load_glossary(root)
+    library.problems.extend(glossary_problems)
     first_seen: dict[str, str] = {}
     for path in document_paths(root):
         name = path.relative_to(root).as_posix()

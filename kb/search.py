@@ -21,10 +21,12 @@ import numpy as np
 from kb import markdown
 from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import NotFoundError, QueryError
+from kb.glossary import Glossary
 from kb.indexing import builder, embeddings, fusion
 from kb.indexing.keyword import Filters, KeywordIndex, keyword_backend
 from kb.indexing.vector import FILE_NAME as VECTORS_FILE
 from kb.indexing.vector import VectorIndex, set_threads
+from kb.querytext import PreparedQuery, QueryRewriter
 from kb.redaction import mask_pans, strip_pans
 from kb.snippets import make_snippet
 
@@ -118,6 +120,29 @@ class Generation:
         self.categories: list[dict] = json.loads((folder / "categories.json").read_text())
         self.row_of = {s["key"]: i for i, s in enumerate(self.sections)}
         self._allowed: dict[Filters, np.ndarray] = {}
+        # Vectors of every category's phrasings, and the SOPs that serve each category.
+        self.taxonomy = np.load(folder / builder.TAXONOMY_FILE)
+        self.taxonomy_rows: list[str] = json.loads((folder / builder.TAXONOMY_ROWS_FILE).read_text())
+        self.serving: dict[str, list[str]] = {}
+        for record in self.documents.values():
+            if record["status"] != "retired":
+                for category in record["categories"]:
+                    self.serving.setdefault(category, []).append(record["id"])
+        glossary = Glossary.from_dict(json.loads((folder / builder.GLOSSARY_FILE).read_text()))
+        words = json.loads((folder / builder.VOCABULARY_FILE).read_text())
+        self.rewriter = QueryRewriter(glossary, words, self.keyword.analyze)
+
+    def taxonomy_ranking(self, vector: np.ndarray, filters: Filters | None) -> list[str]:
+        """SOPs ranked by how close the query is to a phrasing of one of their categories."""
+        if not len(self.taxonomy_rows):
+            return []
+        similarity = self.taxonomy @ vector
+        ranked: dict[str, None] = {}
+        for row in np.argsort(-similarity, kind="stable"):
+            for sop_id in self.serving.get(self.taxonomy_rows[row], ()):
+                if filters is None or filters.matches(self.documents[sop_id]):
+                    ranked.setdefault(sop_id)
+        return list(ranked)
 
     def allowed_rows(self, filters: Filters) -> np.ndarray:
         """Rows of sections whose documents pass the filters (cached per filter)."""
@@ -231,31 +256,82 @@ class Searcher:
             query, k, mode, filters, self.settings["MAX_QUERY_CHARS"], self.settings["MAX_K"]
         )
         masked = mask_pans(query.strip())
-        searched = strip_pans(query.strip())
         gen = self.generation
-        scored = self.rank(gen, searched, mode, parsed)
-        groups = fusion.collapse(scored, lambda key: gen.sections[gen.row_of[key]]["sop_id"], k)
-        terms = {t for _, _, t in gen.keyword.analyze(searched)}
+        prepared = gen.rewriter.prepare(strip_pans(query.strip()))
+        groups = self.rank(gen, prepared, mode, parsed, k)
+        terms = {t for text, _ in [(prepared.text, 1.0), *prepared.expansions] for _, _, t in gen.keyword.analyze(text)}
         hits = tuple(self._hit(gen, group, terms) for group in groups)
         return SearchResults(masked, mode, (time.perf_counter() - started) * 1000, hits)
 
-    def rank(self, gen: Generation, query: str, mode: str, filters: Filters | None) -> list[tuple[str, float]]:
-        """Return (section key, score) for one mode, best first; hybrid fuses the other two."""
+    def rankings(self, gen: Generation, prepared: PreparedQuery, mode: str, filters: Filters | None) -> dict:
+        """Each retriever's ranking for one mode: section (key, score) lists, and SOP ids for "taxonomy"."""
         limit = self.settings["CANDIDATES"]
-        rankings: dict[str, list[tuple[str, float]]] = {}
+        out: dict[str, list] = {}
         if mode in ("keyword", "hybrid"):
             with self._lock:
-                rankings["keyword"] = gen.keyword.search(query, limit, filters)
+                out["keyword"] = gen.keyword.search(prepared.text, limit, filters, prepared.expansions)
         if mode in ("semantic", "hybrid"):
-            vector = self.encoder.encode([query])[0]
+            vector = self.encoder.encode([prepared.text])[0]
             allowed = gen.allowed_rows(filters) if filters else None
             rows = gen.vectors.search(vector, limit, allowed)
-            rankings["semantic"] = [(gen.sections[row]["key"], score) for row, score in rows]
+            out["semantic"] = [(gen.sections[row]["key"], score) for row, score in rows]
+            if mode == "hybrid":
+                out["taxonomy"] = gen.taxonomy_ranking(vector, filters)
+        return out
+
+    def rank(
+        self, gen: Generation, prepared: PreparedQuery, mode: str, filters: Filters | None, k: int | None
+    ) -> list[fusion.Group]:
+        """The SOPs for one mode, best first, each with its best section; hybrid fuses the retrievers."""
+        found = self.rankings(gen, prepared, mode, filters)
+        sop_of = lambda key: gen.sections[gen.row_of[key]]["sop_id"]  # noqa: E731
         if mode != "hybrid":
-            return rankings[mode]
-        return fusion.rrf(
-            {name: [key for key, _ in ranked] for name, ranked in rankings.items()}, k=self.settings["RRF_K"]
+            return fusion.collapse(found[mode], sop_of, k)
+        weights = {name: self.settings[f"WEIGHT_{name.upper()}"] for name in found}
+        rrf_k = self.settings["RRF_K"]
+        sections = {name: found[name] for name in ("keyword", "semantic")}
+        groups = fusion.collapse(fusion.fuse(sections, k=rrf_k, weights=weights), sop_of, None)
+        return fusion.boost(groups, {"taxonomy": found["taxonomy"]}, k=rrf_k, weights=weights)[:k]
+
+    def explain(self, query: str, k: int = 5, filters: dict | None = None) -> dict:
+        """Show how hybrid search ranks a query: the rewritten query, each retriever's SOPs and the fused result.
+
+        Returns:
+            {"query", "searched", "expansions", "rankings": {name: [{"sop_id", "section", "score"}]},
+             "hybrid": [{"sop_id", "section", "score", "ranks": {name: rank or None}}]}; section is an anchor.
+        """
+        query, k, _, parsed = validate_request(
+            query, k, "hybrid", filters, self.settings["MAX_QUERY_CHARS"], self.settings["MAX_K"]
         )
+        gen = self.generation
+        prepared = gen.rewriter.prepare(strip_pans(query.strip()))
+        found = self.rankings(gen, prepared, "hybrid", parsed)
+        sop_of = lambda key: gen.sections[gen.row_of[key]]["sop_id"]  # noqa: E731
+        anchor_of = lambda key: gen.sections[gen.row_of[key]]["anchor"]  # noqa: E731
+        rankings: dict[str, list[dict]] = {}
+        for name in ("keyword", "semantic"):
+            groups = fusion.collapse(found[name], sop_of, None)
+            rankings[name] = [
+                {"sop_id": g.sop_id, "section": anchor_of(g.best), "score": round(g.score, 4)} for g in groups
+            ]
+        rankings["taxonomy"] = [{"sop_id": sop_id, "section": None, "score": None} for sop_id in found["taxonomy"]]
+        position = {name: {row["sop_id"]: i for i, row in enumerate(rows, 1)} for name, rows in rankings.items()}
+        fused = [
+            {
+                "sop_id": g.sop_id,
+                "section": anchor_of(g.best),
+                "score": round(g.score, 4),
+                "ranks": {name: position[name].get(g.sop_id) for name in rankings},
+            }
+            for g in self.rank(gen, prepared, "hybrid", parsed, k)
+        ]
+        return {
+            "query": mask_pans(query.strip()),
+            "searched": prepared.text,
+            "expansions": [list(e) for e in prepared.expansions],
+            "rankings": {name: rows[:k] for name, rows in rankings.items()},
+            "hybrid": fused,
+        }
 
     def _hit(self, gen: Generation, group: fusion.Group, terms: set[str]) -> Hit:
         section = gen.sections[gen.row_of[group.best]]

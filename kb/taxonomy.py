@@ -35,6 +35,11 @@ class Category:
     parent: str | None = None
     examples: tuple[str, ...] = ()
 
+    @property
+    def search_texts(self) -> tuple[str, ...]:
+        """What a ticket in this category may say: its name and description, then each example phrasing."""
+        return (f"{self.name}. {self.description}", *self.examples)
+
     def to_dict(self) -> dict:
         """Return the category as plain data."""
         return {

@@ -66,3 +66,24 @@ def test_unknown_setting_fails_at_start(runner, monkeypatch):
     monkeypatch.setenv("KB_DATADIR", "/tmp/x")
     result = runner.invoke(main, ["search", "refund"])
     assert result.exit_code == 1 and "unknown setting KB_DATADIR" in result.output
+
+
+def test_eval_explain_shows_each_ranking_and_the_fused_result(runner, tmp_path):
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"query": "cx charged twice", "relevant": ["pay-duplicate-charge"]}) + "\n")
+    result = runner.invoke(main, ["eval", str(queries), "--explain", "cx charged twice", "--json", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["searched"] == "customer charged twice" and ["cx", 1.0] in report["expansions"]
+    assert set(report["rankings"]) == {"keyword", "semantic", "taxonomy"}
+    assert all(len(rows) == 3 for rows in report["rankings"].values())
+    top = report["hybrid"][0]
+    assert top["sop_id"] == "pay-duplicate-charge" and report["relevant"] == ["pay-duplicate-charge"]
+    assert set(top["ranks"]) == {"keyword", "semantic", "taxonomy"} and top["ranks"]["keyword"] is not None
+    table = runner.invoke(main, ["eval", str(queries), "--explain", "cx charged twice"])
+    assert "* 1. pay-duplicate-charge" in table.stdout and "hybrid (fused" in table.stdout
+
+
+def test_eval_needs_a_file_or_explain(runner):
+    result = runner.invoke(main, ["eval"])
+    assert result.exit_code == 2 and "--explain QUERY" in result.output

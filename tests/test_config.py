@@ -12,7 +12,7 @@ def test_defaults_point_at_the_repository():
     settings = load_settings(environ={})
     assert settings["CONTENT_DIR"] == ROOT / "sops"
     assert settings["DATA_DIR"] == ROOT / "instance"
-    assert settings["RRF_K"] == 60
+    assert settings["RRF_K"] == 10
 
 
 def test_environment_overrides_defaults(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from kb.indexing.fusion import collapse, rrf
+from kb.indexing.fusion import boost, collapse, fuse, rrf
 
 
 def test_rrf_sums_reciprocal_ranks():
@@ -29,3 +29,20 @@ def test_collapse_keeps_one_group_per_sop_with_its_best_section_first():
     groups = collapse(scored, lambda key: key.split("#")[0], limit=2, max_others=1)
     assert [(g.sop_id, g.best, g.score) for g in groups] == [("s1", "s1#a", 0.9), ("s2", "s2#a", 0.8)]
     assert groups[0].others == (("s1#b", 0.7),)
+
+
+def test_boost_adds_sop_level_reciprocal_ranks_and_resorts():
+    groups = collapse([("s1#a", 0.5), ("s2#a", 0.4)], lambda key: key.split("#")[0], limit=None)
+    boosted = boost(groups, {"taxonomy": ["s2", "s9"]}, k=0, weights={"taxonomy": 0.25})
+    assert [(g.sop_id, g.score) for g in boosted] == [("s2", pytest.approx(0.65)), ("s1", 0.5)]
+    assert boosted[0].best == "s2#a"  # the cited section does not change
+
+
+def test_boost_ignores_sops_without_a_matching_section():
+    groups = collapse([("s1#a", 0.5)], lambda key: key.split("#")[0], limit=None)
+    assert [g.sop_id for g in boost(groups, {"taxonomy": ["s7", "s1"]}, k=10, weights=None)] == ["s1"]
+
+
+def test_fuse_ranks_section_keys_from_scored_lists():
+    fused = fuse({"keyword": [("a", 12.0), ("b", 3.0)], "semantic": [("b", 0.9)]}, k=0)
+    assert fused == [("b", 1.5), ("a", 1.0)]

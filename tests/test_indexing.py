@@ -119,3 +119,41 @@ def test_an_index_from_another_kb_version_gets_a_clear_error_and_is_rebuilt(sop_
         Searcher(settings_for(sop_repo / "sops", data_dir)).search("refund")
     report = build_index(sop_repo / "sops", data_dir)
     assert report.full and read_manifest(data_dir)["format"] == builder.FORMAT_VERSION
+
+
+def test_category_phrasings_are_indexed_with_the_documents_they_serve(sop_repo, data_dir, settings_for):
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir)
+    searcher = Searcher(settings_for(sops, data_dir))
+    assert searcher.search("zorblax", 3, "keyword").hits == ()
+    categories = sops / "categories.yaml"
+    categories.write_text(categories.read_text().replace('"payout late"', '"zorblax transfer late"'))
+    commit_all(sop_repo, "new example phrasing")
+    report = build_index(sops, data_dir)
+    assert report.changed == ["payout-delayed"]  # only the document of that category is reindexed
+    assert [h.sop_id for h in searcher.search("zorblax", 3, "keyword").hits] == ["payout-delayed"]
+    generation = searcher.generation
+    assert "zorblax" in generation.rewriter.words  # a library word now: never "corrected" away
+    assert generation.taxonomy_rows.count("payouts/delayed") == 4  # name and description, three phrasings
+    assert len(generation.taxonomy) == len(generation.taxonomy_rows)
+
+
+def test_a_glossary_change_makes_a_new_generation_that_searchers_use(sop_repo, data_dir, settings_for):
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir)
+    searcher = Searcher(settings_for(sops, data_dir))
+    assert searcher.search("xyzzy", 3, "keyword").hits == ()
+    (sops / "glossary.yaml").write_text("abbreviations:\n  xyzzy: payout\n")
+    commit_all(sop_repo, "glossary")
+    report = build_index(sops, data_dir)
+    assert not report.up_to_date and report.changed == []
+    assert "payout-delayed" in [h.sop_id for h in searcher.search("xyzzy", 3, "keyword").hits]
+
+
+def test_typos_and_pasted_tickets_still_find_the_sop(searcher):
+    assert searcher.search("custmer chraged twise", 3, "hybrid").hits[0].sop_id == "pay-duplicate-charge"
+    ticket = (
+        "Hello,\n\nOrder 4471-2231-0098 ref TX99812734\nI see two identical payments for one order on my card, "
+        "please refund one of them.\n\nBest regards,\nJane Doe\n+44 7700 900123\nSent from my iPhone"
+    )
+    assert searcher.search(ticket, 3, "hybrid").hits[0].sop_id == "pay-duplicate-charge"

@@ -4,7 +4,9 @@ Layout under the data folder::
 
     index/manifest.json          names the live generation
     index/<generation>/          keyword/ (whoosh), vectors.faiss,
-                                 sections.json, documents.json
+                                 sections.json, documents.json, categories.json,
+                                 taxonomy.npy (vectors of category phrasings),
+                                 glossary.json, vocabulary.json
     embeddings.sqlite            vectors cached by content hash
     models/<model>/              the ONNX export of the embedding model
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -37,11 +40,16 @@ from kb.indexing.keyword import items_for, keyword_backend
 from kb.indexing.vector import FILE_NAME as VECTORS_FILE
 from kb.indexing.vector import VectorIndex
 from kb.library import Library, load_library
+from kb.querytext import vocabulary
 from kb.repository import revisions
 
-FORMAT_VERSION = 3  # bump when the generation's files change shape
+FORMAT_VERSION = 4  # bump when the generation's files change shape
 KEEP_GENERATIONS = 3
 KEYWORD_BACKEND = "whoosh"
+TAXONOMY_FILE = "taxonomy.npy"
+GLOSSARY_FILE = "glossary.json"
+VOCABULARY_FILE = "vocabulary.json"
+TAXONOMY_ROWS_FILE = "taxonomy_rows.json"  # the category id of each row of TAXONOMY_FILE
 
 
 def index_root(data_dir: Path) -> Path:
@@ -134,11 +142,18 @@ class BuildReport:
         }
 
 
-def _document_record(document, revision: str | None) -> dict:
+def _category_text(library: Library) -> Callable[[str], str]:
+    """Category id -> the searchable text of that category (name, description, example phrasings)."""
+    return lambda cid: " ".join(library.categories[cid].search_texts) if cid in library.categories else ""
+
+
+def _document_record(document, revision: str | None, category_text: Callable[[str], str]) -> dict:
     record = document.metadata()
+    searchable = document.content_hash + "\n" + "\n".join(category_text(c) for c in document.categories)
     record.update(
         revision=revision,
         content_hash=document.content_hash,
+        index_hash=hashlib.sha256(searchable.encode("utf-8")).hexdigest(),
         text=document.text,
         body=document.body,
         body_line=document.body_line,
@@ -172,7 +187,8 @@ def build_index(
     report = BuildReport(generation=None, problems=list(library.problems), skipped=list(library.skipped), full=full)
     revs = revisions(content_dir)
     indexed = {i: d for i, d in library.documents.items() if d.status != "retired"}
-    records = {i: _document_record(d, revs.get(d.path)) for i, d in library.documents.items()}
+    category_text = _category_text(library)
+    records = {i: _document_record(d, revs.get(d.path), category_text) for i, d in library.documents.items()}
     model_id = embeddings.model_identity(model)
     with _build_lock(data_dir):
         manifest = read_manifest(data_dir)
@@ -196,14 +212,16 @@ def build_index(
                 i
                 for i, d in indexed.items()
                 if i not in old_records
-                or old_records[i]["content_hash"] != d.content_hash
+                or old_records[i]["index_hash"] != records[i]["index_hash"]
                 or old_records[i]["status"] == "retired"
             }
             removed = old_indexed - set(indexed)
         report.changed, report.removed = sorted(changed), sorted(removed)
         categories = [c.to_dict() for c in library.categories.values()]
         old_categories = json.loads((old_dir / "categories.json").read_text()) if compatible else None
-        if not report.full and not changed and not removed and old_records == records and old_categories == categories:
+        old_glossary = json.loads((old_dir / GLOSSARY_FILE).read_text()) if compatible else None
+        same_files = old_categories == categories and old_glossary == library.glossary.to_dict()
+        if not report.full and not changed and not removed and old_records == records and same_files:
             report.documents = len(indexed)
             report.sections = json.loads((old_dir / "build.json").read_text())["sections"]
             report.seconds = time.perf_counter() - started
@@ -256,6 +274,8 @@ def _write_generation(
     report.documents, report.sections = len(indexed), len(sections)
     # Embeddings first: the slow part, and the cache makes a retry cheap.
     texts = {s.content_hash: s.embedding_text for s in sections}
+    phrasings = [(c.id, text) for c in library.categories.values() if c.parent for text in c.search_texts]
+    texts.update({_text_hash(text): text for _, text in phrasings})
     cache = embeddings.EmbeddingCache(data_dir / "embeddings.sqlite", model_id)
     encoder_holder: list = []
 
@@ -280,21 +300,41 @@ def _write_generation(
             )
     matrix = np.vstack([vectors[s.content_hash] for s in sections]) if sections else np.zeros((0, 384), np.float32)
     VectorIndex.build(matrix, target / VECTORS_FILE)
+    taxonomy = [vectors[_text_hash(text)] for _, text in phrasings]
+    np.save(target / TAXONOMY_FILE, np.vstack(taxonomy) if taxonomy else np.zeros((0, matrix.shape[1]), np.float32))
     backend = keyword_backend(KEYWORD_BACKEND)
+    category_text = _category_text(library)
     if old_dir is None:
-        backend.build(target / "keyword", items_for(sections, indexed))
+        backend.build(target / "keyword", items_for(sections, indexed, category_text))
     else:
         fresh = [s for s in sections if s.sop_id in changed]
-        backend.update(old_dir / "keyword", target / "keyword", set(changed) | set(removed), items_for(fresh, indexed))
+        backend.update(
+            old_dir / "keyword",
+            target / "keyword",
+            set(changed) | set(removed),
+            items_for(fresh, indexed, category_text),
+        )
     (target / "sections.json").write_text(json.dumps([s.to_dict() for s in sections], ensure_ascii=False))
     (target / "documents.json").write_text(json.dumps(records, ensure_ascii=False))
     categories = [c.to_dict() for c in library.categories.values()]
     (target / "categories.json").write_text(json.dumps(categories, ensure_ascii=False))
+    (target / TAXONOMY_ROWS_FILE).write_text(json.dumps([cid for cid, _ in phrasings]))
+    (target / GLOSSARY_FILE).write_text(json.dumps(library.glossary.to_dict(), ensure_ascii=False))
+    words = vocabulary(
+        [d.title for d in indexed.values()]
+        + [" ".join(s.heading_path) + " " + s.text for s in sections]
+        + [text for _, text in phrasings]
+    )
+    (target / VOCABULARY_FILE).write_text(json.dumps(words, ensure_ascii=False))
     (target / "build.json").write_text(
         json.dumps(
             {"sections": len(sections), "documents": len(indexed), "problems": [p.to_dict() for p in report.problems]}
         )
     )
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-DEFAULT_RRF_K = 60
+DEFAULT_RRF_K = 10
 
 
 def rrf(
@@ -30,6 +30,24 @@ def rrf(
     return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
 
 
+def fuse(
+    rankings: Mapping[str, Sequence[tuple[str, float]]],
+    k: int = DEFAULT_RRF_K,
+    weights: Mapping[str, float] | None = None,
+) -> list[tuple[str, float]]:
+    """Hybrid ranking of section keys from each retriever's (key, score) list: the one fusion kb uses.
+
+    Args:
+        rankings: retriever name ("keyword", "semantic") -> (key, score), best first.
+        k: the RRF constant.
+        weights: optional weight per retriever.
+
+    Returns:
+        (key, fused score) pairs, best first.
+    """
+    return rrf({name: [key for key, _ in ranked] for name, ranked in rankings.items()}, k=k, weights=weights)
+
+
 @dataclass(frozen=True)
 class Group:
     """One SOP in the results: its best section and its other matching sections."""
@@ -40,15 +58,34 @@ class Group:
     others: tuple[tuple[str, float], ...]
 
 
+def boost(
+    groups: Sequence[Group], sop_rankings: Mapping[str, Sequence[str]], k: int, weights: Mapping[str, float] | None
+) -> list[Group]:
+    """Add reciprocal-rank scores from rankings of whole SOPs to the groups' fused scores, and re-sort.
+
+    Args:
+        groups: SOPs with their fused section scores.
+        sop_rankings: name of a ranking -> SOP ids, best first (SOPs without a group are ignored).
+        k: the RRF constant.
+        weights: optional weight per ranking (default 1.0).
+
+    Returns:
+        The same groups with the added scores, best first; ties keep their order.
+    """
+    extra = dict(rrf(sop_rankings, k=k, weights=weights))
+    rescored = [Group(g.sop_id, g.score + extra.get(g.sop_id, 0.0), g.best, g.others) for g in groups]
+    return sorted(rescored, key=lambda g: -g.score)
+
+
 def collapse(
-    scored: Sequence[tuple[str, float]], sop_of: Callable[[str], str], limit: int, max_others: int = 3
+    scored: Sequence[tuple[str, float]], sop_of: Callable[[str], str], limit: int | None, max_others: int = 3
 ) -> list[Group]:
     """Group scored section keys by SOP, keeping each SOP's best section first.
 
     Args:
         scored: (section key, score), best first.
         sop_of: maps a section key to its SOP id.
-        limit: how many SOPs to return.
+        limit: how many SOPs to return (None: all).
         max_others: how many further sections to keep per SOP.
 
     Returns:

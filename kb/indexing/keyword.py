@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from whoosh.query import And, Or, Term
 from kb.indexing.chunking import Section
 
 # Field weights in BM25F: matches in titles and headings say more than in body text.
-FIELD_BOOSTS = {"title": 3.0, "headings": 2.0, "body": 1.0, "tags": 2.0, "categories": 1.0}
+FIELD_BOOSTS = {"title": 3.0, "headings": 2.0, "body": 1.0, "tags": 2.0, "categories": 2.0}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class IndexedSection:
     categories: tuple[str, ...]
     business_line: str
     type: str
+    category_text: str = ""  # names, descriptions and example phrasings of its categories
 
 
 class KeywordIndex(ABC):
@@ -76,8 +77,21 @@ class KeywordIndex(ABC):
         """Open an index for searching."""
 
     @abstractmethod
-    def search(self, query: str, limit: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        """Return (section key, score) pairs, best first."""
+    def search(
+        self,
+        query: str,
+        limit: int,
+        filters: Filters | None = None,
+        expansions: Sequence[tuple[str, float]] = (),
+    ) -> list[tuple[str, float]]:
+        """Return (section key, score) pairs, best first.
+
+        Args:
+            query: the text typed (already cleaned).
+            limit: most sections to return.
+            filters: optional restrictions.
+            expansions: further (text, weight) searched alongside, such as glossary synonyms.
+        """
 
     @abstractmethod
     def analyze(self, text: str) -> list[tuple[int, int, str]]:
@@ -113,7 +127,9 @@ def _fields_of(item: IndexedSection) -> dict:
         "headings": " ".join(section.heading_path[1:]),
         "body": section.text,
         "tags": " ".join(item.tags),
-        "categories": " ".join(c.replace("/", " ").replace("-", " ") for c in item.categories),
+        "categories": " ".join(c.replace("/", " ").replace("-", " ") for c in item.categories)
+        + " "
+        + item.category_text,
     }
 
 
@@ -150,11 +166,14 @@ class WhooshIndex(KeywordIndex):
     def analyze(self, text: str) -> list[tuple[int, int, str]]:
         return [(t.startchar, t.endchar, t.text) for t in self._analyzer(text, chars=True)]
 
-    def _query(self, query: str):
-        terms = list(dict.fromkeys(t for _, _, t in self.analyze(query)))
-        if not terms:
+    def _query(self, query: str, expansions: Sequence[tuple[str, float]]):
+        weights: dict[str, float] = {}
+        for text, weight in [(query, 1.0), *expansions]:
+            for _, _, term in self.analyze(text):
+                weights[term] = max(weights.get(term, 0.0), weight)
+        if not weights:
             return None
-        return Or([Term(name, term) for term in terms for name in FIELD_BOOSTS])
+        return Or([Term(name, term, boost=w) for term, w in weights.items() for name in FIELD_BOOSTS])
 
     def _filter(self, filters: Filters | None):
         if filters is None:
@@ -168,8 +187,14 @@ class WhooshIndex(KeywordIndex):
             parts.append(Term("category_ids", filters.category))
         return And(parts) if parts else None
 
-    def search(self, query: str, limit: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        parsed = self._query(query)
+    def search(
+        self,
+        query: str,
+        limit: int,
+        filters: Filters | None = None,
+        expansions: Sequence[tuple[str, float]] = (),
+    ) -> list[tuple[str, float]]:
+        parsed = self._query(query, expansions)
         if parsed is None:
             return []
         hits = self._searcher.search(parsed, limit=limit, filter=self._filter(filters))
@@ -188,10 +213,19 @@ def keyword_backend(name: str = "whoosh") -> type[KeywordIndex]:
     return backends[name]
 
 
-def items_for(sections: Sequence[Section], documents: dict) -> list[IndexedSection]:
-    """Pair each section with its document's searchable fields (documents: id -> Document)."""
+def items_for(
+    sections: Sequence[Section], documents: dict, category_text: Callable[[str], str] | None = None
+) -> list[IndexedSection]:
+    """Pair each section with its document's searchable fields.
+
+    Args:
+        sections: the sections to index.
+        documents: id -> Document.
+        category_text: category id -> its searchable text (name, description, examples), if known.
+    """
     out = []
     for section in sections:
         doc = documents[section.sop_id]
-        out.append(IndexedSection(section, doc.title, doc.tags, doc.categories, doc.business_line, doc.type))
+        text = " ".join(category_text(c) for c in doc.categories) if category_text else ""
+        out.append(IndexedSection(section, doc.title, doc.tags, doc.categories, doc.business_line, doc.type, text))
     return out
