@@ -5,11 +5,14 @@
 
 - clean_ticket drops what carries no meaning for search: quoted earlier replies,
   greeting and sign-off lines and everything after a sign-off (signatures,
-  "Sent from my iPhone"), e-mail addresses, links, and long numbers and ids
-  (order, ticket and transaction references). Short queries pass unchanged.
-- correct_typos replaces a word the library never uses by the most frequent
-  library word within one edit (two for words of eight letters or more),
-  counting a swap of two letters as one edit ("recieved" -> "received").
+  "Sent from my iPhone"), lines that are mostly references, e-mail addresses,
+  links, and long numbers and ids (order, ticket and transaction references).
+  Short queries pass unchanged.
+- correct_typos replaces a word that neither the library nor the embedding
+  model's vocabulary knows by the most frequent library word within one edit
+  (two for words of eight letters or more), counting a swap of two letters as
+  one edit ("recieved" -> "received"). The model's vocabulary stands in for a
+  dictionary, so that "suspended" does not become "suspected".
 - The glossary (kb.glossary) writes out abbreviations and adds synonyms.
 """
 
@@ -47,6 +50,13 @@ def _is_long_id(token: str) -> bool:
     return sum(c.isdigit() for c in token) >= 5
 
 
+def _is_reference_line(line: str) -> bool:
+    """A line that is mostly ids, such as "Order #ORD-2231-88812" or "Ticket 4471123 / account 9981273"."""
+    tokens = line.split()
+    ids = sum(1 for t in tokens if _is_long_id(t))
+    return ids > 0 and len(tokens) - ids <= 4
+
+
 def clean_ticket(text: str) -> str:
     """Strip a pasted ticket down to the customer's words (see the module docstring)."""
     kept: list[str] = []
@@ -62,7 +72,7 @@ def clean_ticket(text: str) -> str:
             continue
         if _GREETING.match(line) and len(line.split()) <= 4:
             continue
-        if line:
+        if line and not _is_reference_line(line):
             kept.append(line)
     cleaned = " ".join(kept) if kept else text.strip()
     cleaned = _URL.sub(" ", cleaned)
@@ -88,8 +98,9 @@ class QueryRewriter:
     """Turns a query into the embedding text and the weighted keyword texts, for one index generation."""
 
     glossary: Glossary
-    words: dict[str, int]
+    words: dict[str, int]  # the library's words and how often each is used
     analyze: Callable[[str], list[tuple[int, int, str]]]
+    dictionary: frozenset[str] = frozenset()  # further words known to be spelled right
 
     def __post_init__(self) -> None:
         self._vocab = list(self.words)
@@ -106,6 +117,7 @@ class QueryRewriter:
             len(lower) < MIN_CORRECTED_LENGTH
             or not lower.isalpha()
             or lower in self.words
+            or lower in self.dictionary
             or lower in self.glossary.abbreviations
         ):
             return None

@@ -130,7 +130,7 @@ class Generation:
                     self.serving.setdefault(category, []).append(record["id"])
         glossary = Glossary.from_dict(json.loads((folder / builder.GLOSSARY_FILE).read_text()))
         words = json.loads((folder / builder.VOCABULARY_FILE).read_text())
-        self.rewriter = QueryRewriter(glossary, words, self.keyword.analyze)
+        self.rewriter = QueryRewriter(glossary, words["library"], self.keyword.analyze, frozenset(words["dictionary"]))
 
     def taxonomy_ranking(self, vector: np.ndarray, filters: Filters | None) -> list[str]:
         """SOPs ranked by how close the query is to a phrasing of one of their categories."""
@@ -182,6 +182,16 @@ def validate_request(
             raise QueryError(f"filters.{key}: {value!r} is not a valid value", {"field": f"filters.{key}"})
     result = Filters(**values)
     return query, k, mode, (result if result != Filters() else None)
+
+
+def fusion_weights(settings: dict) -> dict[str, float]:
+    """The weight of each retriever in hybrid fusion, from the WEIGHT_* settings."""
+    return {name: settings[f"WEIGHT_{name.upper()}"] for name in ("keyword", "semantic", "taxonomy")}
+
+
+def fuse_sections(rankings: dict[str, list[tuple[str, float]]], settings: dict) -> list[tuple[str, float]]:
+    """Hybrid fusion of the keyword and semantic section rankings, as configured (also used by bench_ir)."""
+    return fusion.fuse(rankings, k=settings["RRF_K"], weights=fusion_weights(settings))
 
 
 class Searcher:
@@ -287,10 +297,9 @@ class Searcher:
         sop_of = lambda key: gen.sections[gen.row_of[key]]["sop_id"]  # noqa: E731
         if mode != "hybrid":
             return fusion.collapse(found[mode], sop_of, k)
-        weights = {name: self.settings[f"WEIGHT_{name.upper()}"] for name in found}
-        rrf_k = self.settings["RRF_K"]
         sections = {name: found[name] for name in ("keyword", "semantic")}
-        groups = fusion.collapse(fusion.fuse(sections, k=rrf_k, weights=weights), sop_of, None)
+        groups = fusion.collapse(fuse_sections(sections, self.settings), sop_of, None)
+        rrf_k, weights = self.settings["RRF_K"], fusion_weights(self.settings)
         return fusion.boost(groups, {"taxonomy": found["taxonomy"]}, k=rrf_k, weights=weights)[:k]
 
     def explain(self, query: str, k: int = 5, filters: dict | None = None) -> dict:

@@ -43,7 +43,7 @@ from kb.library import Library, load_library
 from kb.querytext import vocabulary
 from kb.repository import revisions
 
-FORMAT_VERSION = 4  # bump when the generation's files change shape
+FORMAT_VERSION = 5  # bump when the generation's files change shape
 KEEP_GENERATIONS = 3
 KEYWORD_BACKEND = "whoosh"
 TAXONOMY_FILE = "taxonomy.npy"
@@ -325,7 +325,8 @@ def _write_generation(
         + [" ".join(s.heading_path) + " " + s.text for s in sections]
         + [text for _, text in phrasings]
     )
-    (target / VOCABULARY_FILE).write_text(json.dumps(words, ensure_ascii=False))
+    dictionary = embeddings.tokenizer_words(data_dir, model)
+    (target / VOCABULARY_FILE).write_text(json.dumps({"library": words, "dictionary": dictionary}, ensure_ascii=False))
     (target / "build.json").write_text(
         json.dumps(
             {"sections": len(sections), "documents": len(indexed), "problems": [p.to_dict() for p in report.problems]}

@@ -219,6 +219,17 @@ def ensure_onnx(data_dir: Path, model: str, torch_encoder: TorchEncoder | None =
     return export_onnx(torch_encoder or TorchEncoder(model), folder)
 
 
+def tokenizer_words(data_dir: Path, model: str) -> list[str]:
+    """Whole words of the model's tokenizer vocabulary (a dictionary of correctly spelled words), or []."""
+    from tokenizers import Tokenizer
+
+    for folder in (onnx_folder(data_dir, model), Path(resolve_model(model))):
+        if (folder / "tokenizer.json").is_file():
+            vocab = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab()
+            return sorted(w for w in vocab if len(w) >= 3 and w.isalpha() and w.islower())
+    return []
+
+
 def query_encoder(data_dir: Path, model: str, kind: str = "onnx"):
     """Return the encoder for queries: ONNX if it can be had, else torch."""
     if kind == "onnx":
