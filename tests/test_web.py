@@ -14,7 +14,7 @@ def test_search_page_shows_results_with_deep_links(client):
     html = client.get("/?q=customer+charged+twice").get_data(as_text=True)
     assert 'href="/sops/pay-duplicate-charge#' in html
     assert "<mark>" in html
-    assert 'value="customer charged twice"' in html
+    assert ">customer charged twice</textarea>" in html
 
 
 def test_search_page_escapes_the_query(client):
@@ -76,8 +76,8 @@ def test_agent_searches_and_lands_on_the_section_in_chromium(live_server, tmp_pa
         )
         page = browser.new_page()
         page.goto(live_server + "/")
-        page.fill("input[name=q]", "customer charged twice")
-        page.press("input[name=q]", "Enter")
+        page.fill("textarea[name=q]", "customer charged twice")
+        page.press("textarea[name=q]", "Enter")
         page.wait_for_selector("ol.results li")
         first = page.locator("ol.results li a.title").first
         assert "Duplicate charges" in first.inner_text()
@@ -89,6 +89,18 @@ def test_agent_searches_and_lands_on_the_section_in_chromium(live_server, tmp_pa
         assert page.locator(f"#{anchor}").is_visible()
         assert page.locator("nav.toc a").count() >= 5
         page.screenshot(path=str(tmp_path / "sop.png"), full_page=True)
+        # A pasted ticket keeps its lines: Shift+Enter adds one, Enter searches.
+        page.goto(live_server + "/")
+        box = page.locator("textarea[name=q]")
+        box.type("Hi team,")
+        box.press("Shift+Enter")
+        box.type("two identical payments for one coin pack")
+        box.press("Shift+Enter")
+        box.type("Sent from my iPhone")
+        box.press("Enter")
+        page.wait_for_selector("ol.results li")
+        assert page.locator("textarea[name=q]").input_value().count("\n") == 2
+        assert "Duplicate charges" in page.locator("ol.results li a.title").first.inner_text()
         browser.close()
 
 
