@@ -4,7 +4,11 @@
     ├── ConfigError              a setting is unknown or has a bad value
     ├── QueryError               a search request is malformed (HTTP 400)
     ├── NotFoundError            an SOP or other object does not exist (HTTP 404)
-    ├── DocumentError            a document or library file is invalid; carries problems
+    ├── InputError               a field of a request or command is invalid (HTTP 422)
+    ├── AuthRequiredError        no valid credentials were given (HTTP 401)
+    ├── ForbiddenError           the user's role does not allow this, or four-eyes forbids it (HTTP 403)
+    ├── ConflictError            the object changed since the caller read it (HTTP 409)
+    ├── DocumentError            a document or library file is invalid; carries problems (HTTP 422)
     └── IndexError_              the index is missing or cannot be built / loaded
         └── IndexNotBuiltError   no index generation exists yet
 
@@ -73,6 +77,34 @@ class NotFoundError(KbError):
 
     code = "not_found"
     http_status = 404
+
+
+class InputError(KbError):
+    """A field of a request or command is invalid; details name the field."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class AuthRequiredError(KbError):
+    """No valid credentials (session or API key) were given."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class ForbiddenError(KbError):
+    """The user is known but may not do this."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class ConflictError(KbError):
+    """The object changed since the caller read it (a stale base revision)."""
+
+    code = "conflict"
+    http_status = 409
 
 
 @dataclass
