@@ -79,6 +79,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PORT", 8000, "Port `kb serve` listens on.", "int"),
     Setting("WORKERS", 2, "Worker processes `kb serve` starts.", "int"),
     Setting("LOG_LEVEL", "INFO", "Logging level.", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting(
+        "WATCH_INTERVAL",
+        2.0,
+        "Seconds between checks of the content repository for commits made outside kb (0 turns watching off).",
+        "float",
+    ),
+    Setting("SESSION_IDLE_MINUTES", 30, "A browser session ends after this many minutes without a request.", "int"),
+    Setting(
+        "COOKIE_SECURE",
+        "on",
+        "Send the session cookie only over HTTPS (browsers also allow it on http://127.0.0.1 and localhost).",
+        "choice",
+        ("on", "off"),
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 # Flask's own keys that may also come through the KB_ prefix.

@@ -15,6 +15,7 @@ no headings). Lint adds the rules that keep a library healthy:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import statistics
@@ -22,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb import markdown
-from kb.documents import Document
+from kb.documents import Document, parse_document
 from kb.errors import Problem
 from kb.indexing.chunking import OVERVIEW_ANCHOR
 from kb.library import Library, load_library
+from kb.redaction import find_pans, mask_pans
 from kb.values import placeholders
 
 REQUIRED_SOP_SECTIONS = {
@@ -151,6 +153,43 @@ def check_document(document: Document, library: Library, anchors: dict[str, set[
             )
         )
     return problems
+
+
+def check_text(library: Library, path: str, text: str, today: dt.date | None = None) -> list[Problem]:
+    """Every problem of one document's text as if it were stored at path in the library (for drafts).
+
+    Args:
+        library: the published library that gives the context (ids, anchors, categories, values).
+        path: where the file would live, relative to the content folder.
+        text: the whole file, front matter included.
+        today: the date review_by is compared with (default: today).
+    """
+    document, problems = parse_document(text, path, library.values)
+    if document is None and find_pans(text):
+        # A card number alone makes the file invalid; check the rest of it as if the number were masked.
+        document, _ = parse_document(mask_pans(text), path, library.values)
+    if document is None:
+        return problems
+    other = library.documents.get(document.id)
+    if other is not None and other.path != path:
+        problems.append(
+            Problem(path, document.line_of("id"), f"duplicate id {document.id!r}: also in {other.path}", field="id")
+        )
+    for category in document.categories:
+        if library.categories and category not in library.categories:
+            problems.append(
+                Problem(
+                    path,
+                    document.line_of("categories"),
+                    f"unknown category {category!r} (not in categories.yaml)",
+                    field="categories",
+                )
+            )
+    documents = {**library.documents, document.id: document}
+    context = dataclasses.replace(library, documents=documents)
+    anchors = {i: anchors_of(d) for i, d in documents.items()}
+    problems.extend(check_document(document, context, anchors, today or dt.date.today()))
+    return sorted(problems, key=lambda p: (p.line, p.message))
 
 
 def check_library(library: Library) -> list[Problem]:

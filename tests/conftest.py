@@ -245,3 +245,82 @@ def shipped_ids() -> set[str]:
     from kb.library import load_library
 
     return set(load_library(SHIPPED_SOPS).documents)
+
+
+def full_sop(sop_id: str, title: str, purpose: str, **fields) -> str:
+    """A lint-clean SOP (purpose, procedure, macro and escalation sections) for authoring tests."""
+    body = f"""
+        ## Purpose
+        {purpose}
+
+        ## Procedure
+        1. Open the billing console and find the transactions.
+        2. Follow the decision rules and note the ticket.
+
+        ## Customer macro
+        > Hi [first name], we looked into your payment and fixed it.
+
+        ## Escalation
+        Send the ticket id and the transaction ids to payments operations.
+        """
+    return make_sop(sop_id, title, body, **fields)
+
+
+class Authoring:
+    """A kb instance over a temporary content repository, with one user and API key per role."""
+
+    def __init__(self, repo: Path, data: Path, settings: dict):
+        from kb import accounts, store
+        from kb.web import create_app
+
+        self.repo, self.data, self.settings = repo, data, settings
+        self.app = create_app({**settings, "TESTING": True, "COOKIE_SECURE": "off"})
+        self.client = self.app.test_client()
+        self.keys: dict[str, str] = {}
+        db = store.connect(data)
+        try:
+            with db:
+                for name, role in (
+                    ("agnes", "agent"),
+                    ("ann", "author"),
+                    ("aldo", "author"),
+                    ("bob", "approver"),
+                    ("bea", "approver"),
+                    ("ada", "admin"),
+                ):
+                    accounts.add_user(db, name, role, f"{name}-password-123")
+                    self.keys[name] = accounts.create_key(db, name, "tests")[0]
+        finally:
+            db.close()
+
+    def headers(self, name: str) -> dict:
+        """The Authorization header of a user's API key."""
+        return {"Authorization": f"Bearer {self.keys[name]}"}
+
+    def call(self, method: str, path: str, name: str | None = None, **kwargs):
+        """Call the API as a user (anonymous when name is None)."""
+        return self.client.open(path, method=method, headers=self.headers(name) if name else {}, **kwargs)
+
+    def revision(self, sop_id: str) -> str:
+        """The revision the API reports for an SOP."""
+        return self.client.get(f"/api/v1/sops/{sop_id}").get_json()["revision"]
+
+    def audit(self, **filters) -> list[dict]:
+        """Audit rows matching filters."""
+        from kb import audit, store
+
+        db = store.connect(self.data)
+        try:
+            return audit.query(db, **filters, limit=1000)
+        finally:
+            db.close()
+
+
+@pytest.fixture
+def authoring(sop_repo, data_dir, settings_for) -> Authoring:
+    """An indexed temporary content repository served by an app with users ann/aldo (authors), bob/bea
+    (approvers), ada (admin) and agnes (agent), each with an API key."""
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir)
+    settings = settings_for(sops, data_dir)
+    return Authoring(sop_repo, data_dir, settings)

@@ -7,7 +7,11 @@ import logging
 from flask import Flask
 
 from kb.config import load_settings
+from kb.errors import NotFoundError
+from kb.history import History
 from kb.search import Searcher
+from kb.watch import Watcher
+from kb.workflow import Workflow
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -23,14 +27,57 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k.isupper()})
     logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
-    app.extensions["kb"] = {"searcher": Searcher(settings)}
+    searcher_ = Searcher(settings)
+    workflow_ = Workflow(settings)
+    app.extensions["kb"] = {"searcher": searcher_, "workflow": workflow_, "history": History(settings["CONTENT_DIR"])}
 
-    from kb.web import api, errors, pages
+    from kb.web import api, auth, authoring, errors, pages
 
     errors.register(app)
+    auth.init_app(app)
+    auth.csrf.exempt(api.bp)  # the API takes API keys only, never the session cookie
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(authoring.bp)
+    if settings["WATCH_INTERVAL"] > 0 and not app.config.get("TESTING"):
+        start_watcher(app)
     return app
+
+
+def start_watcher(app: Flask) -> Watcher:
+    """Start this process's watcher of the content repository (see kb.watch)."""
+    settings = app.config["KB"]
+    watcher = Watcher(settings, app.extensions["kb"]["workflow"], settings["WATCH_INTERVAL"])
+    watcher.start()
+    app.extensions["kb"]["watcher"] = watcher
+    return watcher
+
+
+def workflow() -> Workflow:
+    """The Workflow of the current app."""
+    from flask import current_app
+
+    return current_app.extensions["kb"]["workflow"]
+
+
+def history() -> History:
+    """The History of the current app."""
+    from flask import current_app
+
+    return current_app.extensions["kb"]["history"]
+
+
+def path_of(sop_id: str) -> str:
+    """The file of a published (or retired) SOP, relative to the content folder.
+
+    Raises:
+        NotFoundError: no such SOP.
+    """
+    record = searcher().generation.documents.get(sop_id) if isinstance(sop_id, str) else None
+    if record is None:
+        raise NotFoundError(f"no SOP with id {sop_id!r}", {"field": "id"})
+    return record["path"]
 
 
 def searcher() -> Searcher:

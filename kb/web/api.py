@@ -6,8 +6,11 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
-from kb.errors import KbError, QueryError
-from kb.web import searcher
+from kb import audit
+from kb.accounts import has_role
+from kb.errors import ForbiddenError, InputError, KbError, NotFoundError, QueryError
+from kb.history import parse_day
+from kb.web import auth, history, path_of, searcher, workflow
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -75,7 +78,17 @@ def list_sops():
 
 @bp.get("/api/v1/sops/<sop_id>")
 def get_sop(sop_id: str):
-    """One document: metadata, sections, rendered html, the stored markdown and its revision."""
+    """One document: metadata, sections, rendered html, the stored markdown and its revision.
+
+    With ?as_of=YYYY-MM-DD, the revision in force that day (the latest whose effective date is on or before it).
+    """
+    if request.args.get("as_of"):
+        day = parse_day(request.args["as_of"])
+        path = path_of(sop_id)
+        found = history().as_of(path, day)
+        if found is None:
+            raise NotFoundError(f"{sop_id} had no revision in force on {day}", {"field": "as_of"})
+        return jsonify({**history().document(sop_id, path, found.commit), "as_of": day.isoformat()})
     return jsonify(searcher().document(sop_id))
 
 
@@ -101,3 +114,151 @@ def healthz():
     return jsonify(
         {"status": "ok", "generation": gen.name, "documents": len(gen.documents), "sections": len(gen.sections)}
     )
+
+
+# -- authoring: drafts, review, publish ------------------------------------------------------------------
+
+
+def _body(allowed: set[str], required: set[str] = frozenset()) -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InputError("body: must be a JSON object", {"field": "body"})
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InputError(f"{unknown[0]}: unknown field", {"field": unknown[0]})
+    for name in sorted(required):
+        if name not in body:
+            raise InputError(f"{name}: required", {"field": name})
+    return body
+
+
+def _draft_response(draft, warnings=(), status: int = 200):
+    return jsonify({**draft.to_dict(), "warnings": [p.to_dict() for p in warnings]}), status
+
+
+def _draft_id(value: str) -> int:
+    if not value.isdigit() or len(value) > 12:
+        raise NotFoundError(f"no draft with id {value!r}", {"field": "id"})
+    return int(value)
+
+
+@bp.get("/api/v1/drafts")
+def list_drafts():
+    """Drafts the caller may see (authors: their own; approvers: all); ?status=&sop_id=."""
+    user = auth.require("author")
+    drafts = workflow().drafts(user, request.args.get("status") or None, request.args.get("sop_id") or None)
+    return jsonify({"drafts": [d.to_dict() for d in drafts]})
+
+
+@bp.post("/api/v1/drafts")
+def create_draft():
+    """A new draft: {"sop_id", "markdown" (the whole file), "base_revision" (null for a new SOP), "summary"}."""
+    user = auth.require("author")
+    body = _body({"sop_id", "markdown", "base_revision", "summary"}, {"sop_id", "markdown", "summary"})
+    draft, warnings = workflow().create(
+        user, body["sop_id"], body["markdown"], body.get("base_revision"), body["summary"], auth.client_address()
+    )
+    return _draft_response(draft, warnings, 201)
+
+
+@bp.get("/api/v1/drafts/<draft_id>")
+def get_draft(draft_id: str):
+    """One draft, with its lint problems against the library as it is now."""
+    user = auth.require("author")
+    draft = workflow().get(_draft_id(draft_id))
+    if draft.author != user.name and not has_role(user, "approver"):
+        auth.denied(user, "not the author", f"draft:{draft.id}")
+        raise ForbiddenError(f"draft {draft.id} belongs to {draft.author}", {"field": "id"})
+    problems = workflow().problems(draft.sop_id, draft.markdown)
+    return jsonify({**draft.to_dict(), "problems": [p.to_dict() for p in problems]})
+
+
+@bp.put("/api/v1/drafts/<draft_id>")
+def update_draft(draft_id: str):
+    """Change a draft: any of {"markdown", "summary", "base_revision"}."""
+    user = auth.require("author")
+    body = _body({"markdown", "summary", "base_revision"})
+    draft, warnings = workflow().update(
+        user,
+        _draft_id(draft_id),
+        body.get("markdown"),
+        body.get("summary"),
+        body["base_revision"] if "base_revision" in body else ...,
+        auth.client_address(),
+    )
+    return _draft_response(draft, warnings)
+
+
+@bp.post("/api/v1/drafts/<draft_id>/submit")
+def submit_draft(draft_id: str):
+    """Send a draft for review."""
+    user = auth.require("author")
+    return _draft_response(workflow().submit(user, _draft_id(draft_id), auth.client_address()))
+
+
+@bp.post("/api/v1/drafts/<draft_id>/return")
+def return_draft(draft_id: str):
+    """Send a draft in review back to its author: {"comment"}."""
+    user = auth.require("approver")
+    body = _body({"comment"}, {"comment"})
+    return _draft_response(workflow().return_(user, _draft_id(draft_id), body["comment"], auth.client_address()))
+
+
+@bp.post("/api/v1/drafts/<draft_id>/approve")
+def approve_draft(draft_id: str):
+    """Approve and publish a draft in review (never your own): {"revision": <commit>}."""
+    user = auth.require("approver")
+    revision = workflow().approve(user, _draft_id(draft_id), auth.client_address())
+    return jsonify({"revision": revision, "draft": workflow().get(_draft_id(draft_id)).to_dict()})
+
+
+@bp.post("/api/v1/sops/<sop_id>/restore")
+def restore_revision(sop_id: str):
+    """A new draft from an old revision: {"revision"}; it goes through review like any other."""
+    user = auth.require("author")
+    body = _body({"revision"}, {"revision"})
+    searcher().document(sop_id)  # 404 for an unknown SOP
+    return _draft_response(workflow().restore(user, sop_id, body["revision"], auth.client_address()), status=201)
+
+
+# -- history -----------------------------------------------------------------------------------------------
+
+
+@bp.get("/api/v1/sops/<sop_id>/revisions")
+def list_revisions(sop_id: str):
+    """The SOP's published revisions, newest first: revision, date, author, approver, summary, effective."""
+    revisions = history().revisions(path_of(sop_id))
+    return jsonify({"sop_id": sop_id, "revisions": [r.to_dict() for r in revisions]})
+
+
+@bp.get("/api/v1/sops/<sop_id>/revisions/<revision>")
+def get_revision(sop_id: str, revision: str):
+    """One revision of an SOP: metadata, sections, markdown and rendered html."""
+    return jsonify(history().document(sop_id, path_of(sop_id), revision))
+
+
+@bp.get("/api/v1/sops/<sop_id>/diff")
+def diff_revisions(sop_id: str):
+    """The difference between two revisions (?from=&to=; to defaults to the latest): word-level and unified."""
+    return jsonify(history().diff(path_of(sop_id), request.args.get("from", ""), request.args.get("to") or None))
+
+
+@bp.get("/api/v1/review-due")
+def review_due_api():
+    """Documents whose review_by has passed or falls in the next 30 days, by owner."""
+    from kb.workflow import review_due
+
+    return jsonify({"owners": review_due(searcher().list_documents())})
+
+
+@bp.get("/api/v1/audit")
+def audit_log():
+    """The audit log (admin only): ?actor=&action=&target=&outcome=&since=&until=&limit=&offset=."""
+    auth.require("admin", "audit")
+    args = request.args
+    filters = {key: args.get(key) or None for key in ("actor", "action", "target", "outcome", "since", "until")}
+    limit = _int_arg("limit", args.get("limit"), 100)
+    offset = _int_arg("offset", args.get("offset"), 0)
+    with auth.connection() as db:
+        rows = audit.query(db, **filters, limit=limit, offset=offset)
+    return jsonify({"events": rows, "limit": limit, "offset": offset})

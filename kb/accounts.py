@@ -1,0 +1,231 @@
+"""People, roles and API keys: users with hashed passwords, keys stored only as their SHA-256.
+
+Roles in increasing order of power: agent (search, read), author (drafts),
+approver (review, publish), admin (users, keys). A role includes every role
+below it. Functions here validate their input (InputError naming the field)
+and write nothing to the audit log: the caller (web or CLI) knows the actor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from kb.errors import InputError, NotFoundError
+from kb.store import TIME_FORMAT, now, transaction
+
+ROLES = ("agent", "author", "approver", "admin")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+MIN_PASSWORD = 10
+MAX_LABEL = 64
+KEY_PREFIX = "kb_"
+KEY_SHOWN = 10  # characters of a key kept in clear to recognise it
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class User:
+    """A person who signs in: id, unique name, role, and whether the account is disabled."""
+
+    id: int
+    name: str
+    role: str
+    disabled: bool = False
+
+
+def has_role(user: User | None, needed: str) -> bool:
+    """Return True if user's role is needed or a more powerful one (never for None or a disabled user)."""
+    if needed not in ROLES:
+        raise ValueError(f"unknown role {needed!r}")
+    if user is None or user.disabled or user.role not in ROLES:
+        return False
+    return ROLES.index(user.role) >= ROLES.index(needed)
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise InputError(
+            "name: must be 2-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit",
+            {"field": "name"},
+        )
+    return name
+
+
+def _check_role(role: object) -> str:
+    if role not in ROLES:
+        raise InputError(f"role: must be one of {', '.join(ROLES)}, got {role!r}", {"field": "role"})
+    return role  # type: ignore[return-value]
+
+
+def _check_password(password: object) -> str:
+    if not isinstance(password, str):
+        raise InputError("password: must be text", {"field": "password"})
+    if len(password) < MIN_PASSWORD:
+        raise InputError(f"password: must be at least {MIN_PASSWORD} characters", {"field": "password"})
+    if len(set(password)) == 1:
+        raise InputError("password: must not be one character repeated", {"field": "password"})
+    return password
+
+
+def _check_label(label: object) -> str:
+    if not isinstance(label, str) or not 1 <= len(label) <= MAX_LABEL or not label.isprintable() or not label.strip():
+        raise InputError(f"label: must be 1-{MAX_LABEL} printable characters, not blank", {"field": "label"})
+    return label
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(row["id"], row["name"], row["role"], bool(row["disabled"]))
+
+
+def _row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
+    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no user named {name!r}", {"field": "name"})
+    return row
+
+
+def add_user(db: sqlite3.Connection, name: str, role: str, password: str) -> User:
+    """Create a user with a scrypt-hashed password and return it."""
+    _check_name(name)
+    _check_role(role)
+    _check_password(password)
+    password_hash = generate_password_hash(password)
+    try:
+        with transaction(db):
+            cursor = db.execute(
+                "INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?)",
+                (name, role, password_hash, now()),
+            )
+    except sqlite3.IntegrityError:
+        raise InputError(f"name: a user named {name!r} already exists", {"field": "name"}) from None
+    return User(cursor.lastrowid, name, role)
+
+
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def authenticate(db: sqlite3.Connection, name: str, password: str) -> User | None:
+    """Return the user if name and password match an enabled account, else None (in about the same time)."""
+    if not isinstance(name, str) or not isinstance(password, str):
+        return None
+    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        check_password_hash(_dummy_hash(), password)  # as slow as a real check: names do not leak
+        return None
+    if not check_password_hash(row["password_hash"], password) or row["disabled"]:
+        return None
+    return _user(row)
+
+
+def get_user(db: sqlite3.Connection, name: str) -> User | None:
+    """Return the user named name (disabled or not), or None."""
+    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _user(row)
+
+
+def list_users(db: sqlite3.Connection) -> list[User]:
+    """Return every user, by name."""
+    return [_user(row) for row in db.execute("SELECT * FROM users ORDER BY name")]
+
+
+def set_role(db: sqlite3.Connection, name: str, role: str) -> User:
+    """Give the user named name another role and return the updated user."""
+    _check_role(role)
+    row = _row(db, name)
+    with transaction(db):
+        db.execute("UPDATE users SET role = ? WHERE id = ?", (role, row["id"]))
+    return User(row["id"], row["name"], role, bool(row["disabled"]))
+
+
+def set_password(db: sqlite3.Connection, name: str, password: str) -> None:
+    """Replace the password of the user named name."""
+    _check_password(password)
+    row = _row(db, name)
+    with transaction(db):
+        db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (generate_password_hash(password), row["id"]))
+
+
+def set_disabled(db: sqlite3.Connection, name: str, disabled: bool = True) -> User:
+    """Disable (or enable again) the user named name: a disabled user cannot sign in or use a key."""
+    row = _row(db, name)
+    with transaction(db):
+        db.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), row["id"]))
+    return User(row["id"], row["name"], row["role"], bool(disabled))
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+_KEY_COLUMNS = """
+    SELECT k.id, u.name AS user, k.label, k.prefix, k.created, k.last_used, k.revoked
+    FROM api_keys k JOIN users u ON u.id = k.user_id
+"""
+
+
+def create_key(db: sqlite3.Connection, user_name: str, label: str) -> tuple[str, dict]:
+    """Create an API key for a user; return the key (shown only now) and its stored row."""
+    _check_label(label)
+    row = _row(db, user_name)
+    if row["disabled"]:
+        raise InputError(f"user: {user_name!r} is disabled", {"field": "user"})
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with transaction(db):
+        cursor = db.execute(
+            "INSERT INTO api_keys (user_id, label, key_hash, prefix, created) VALUES (?, ?, ?, ?, ?)",
+            (row["id"], label, _hash_key(key), key[:KEY_SHOWN], now()),
+        )
+    return key, _key(db, cursor.lastrowid)
+
+
+def _key(db: sqlite3.Connection, key_id: int) -> dict:
+    row = db.execute(_KEY_COLUMNS + " WHERE k.id = ?", (key_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no API key with id {key_id}", {"field": "id"})
+    return dict(row)
+
+
+def user_for_key(db: sqlite3.Connection, key: str) -> User | None:
+    """Return the user an API key belongs to, or None if the key is unknown, revoked or its user disabled."""
+    if not isinstance(key, str) or not key.startswith(KEY_PREFIX):
+        return None
+    row = db.execute(
+        "SELECT k.id AS key_id, k.last_used, k.revoked, u.* FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE k.key_hash = ?",
+        (_hash_key(key),),
+    ).fetchone()
+    if row is None or row["revoked"] or row["disabled"]:
+        return None
+    stamp = now()
+    stale = (datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=UTC) - LAST_USED_EVERY).strftime(TIME_FORMAT)
+    if row["last_used"] is None or row["last_used"] <= stale:
+        with transaction(db):
+            db.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (stamp, row["key_id"]))
+    return _user(row)
+
+
+def revoke_key(db: sqlite3.Connection, key_id: int) -> dict:
+    """Revoke an API key and return its row; revoking a revoked key changes nothing."""
+    row = _key(db, key_id)
+    if row["revoked"] is None:
+        with transaction(db):
+            db.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL", (now(), key_id))
+        row = _key(db, key_id)
+    return row
+
+
+def list_keys(db: sqlite3.Connection, user_name: str | None = None) -> list[dict]:
+    """Return every API key (or one user's) without its hash, oldest first."""
+    if user_name is None:
+        return [dict(row) for row in db.execute(_KEY_COLUMNS + " ORDER BY k.id")]
+    user_id = _row(db, user_name)["id"]
+    return [dict(row) for row in db.execute(_KEY_COLUMNS + " WHERE k.user_id = ? ORDER BY k.id", (user_id,))]

@@ -1,0 +1,152 @@
+"""The workflow database: one SQLite file in the instance folder, its schema and migrations.
+
+Users, API keys, the audit log and drafts live in ``DATA_DIR/kb.sqlite``.
+:func:`connect` opens it (WAL, foreign keys on, a 10 s busy timeout) and brings
+the schema up to :data:`SCHEMA_VERSION`, tracked in ``PRAGMA user_version``.
+Writers use ``with transaction(db):``: it commits the block whole or rolls it
+back, and inside a caller's open transaction it joins it instead of committing
+early, so ``audit.record`` called in a caller's ``with db:`` block after its
+first write, or in a ``with transaction(db):`` block anywhere, stays atomic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kb.errors import ConfigError
+
+DB_NAME = "kb.sqlite"
+SCHEMA_VERSION = 1
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+# MIGRATIONS[n] takes the schema from version n to n + 1.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        label TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        created TEXT NOT NULL,
+        last_used TEXT,
+        revoked TEXT
+    );
+    CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);
+    CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        client TEXT,
+        details TEXT
+    );
+    CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+    CREATE INDEX IF NOT EXISTS audit_actor ON audit(actor);
+    CREATE INDEX IF NOT EXISTS audit_target ON audit(target);
+    CREATE TABLE IF NOT EXISTS drafts (
+        id INTEGER PRIMARY KEY,
+        sop_id TEXT NOT NULL,
+        base_revision TEXT,
+        markdown TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        author TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reviewer TEXT,
+        comment TEXT,
+        revision TEXT,
+        restored_from TEXT,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS drafts_sop ON drafts(sop_id);
+    CREATE INDEX IF NOT EXISTS drafts_status ON drafts(status);
+    """,
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def now() -> str:
+    """Return the current UTC time as ISO-8601 with seconds, e.g. ``2026-12-01T09:15:02Z``."""
+    return datetime.now(UTC).strftime(TIME_FORMAT)
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Commit the block's writes (rollback on error), or join the caller's open transaction."""
+    if db.in_transaction:
+        yield db  # the caller's ``with db:`` commits or rolls back everything
+        return
+    # IMMEDIATE takes the write lock now: nested calls see the transaction, and no read-to-write upgrade can fail.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+
+
+def connect(data_dir: Path) -> sqlite3.Connection:
+    """Open (creating if needed) ``data_dir/kb.sqlite`` with the schema at the current version.
+
+    Raises:
+        ConfigError: the database was made by a newer kb (its schema version is higher).
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(data_dir / DB_NAME)
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("PRAGMA busy_timeout=10000")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        _migrate(db, data_dir / DB_NAME)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Apply the migrations the database lacks, each in one exclusive transaction."""
+    version = _version(db)
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"database {path} has schema version {version}; this kb knows only up to {SCHEMA_VERSION}")
+    while version < SCHEMA_VERSION:
+        # BEGIN IMMEDIATE takes the write lock, so two processes starting together migrate once.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = _version(db)
+            if version < SCHEMA_VERSION:
+                for statement in _statements(MIGRATIONS[version]):
+                    db.execute(statement)
+                version += 1
+                db.execute(f"PRAGMA user_version={version:d}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script (no semicolons inside literals) into statements."""
+    return [s.strip() for s in script.split(";") if s.strip()]

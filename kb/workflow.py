@@ -1,0 +1,539 @@
+"""Drafts, four-eyes review and publishing.
+
+    draft --submit--> in_review --approve--> published
+      ^                   |
+      +------return-------+   (with the reviewer's comment)
+
+Drafts live in SQLite (kb.store), apart from published content: they are never
+indexed, so agents never see them. Publishing writes the file, commits it to
+the content repository (the draft's author as commit author, the approver in a
+``Reviewed-by:`` trailer, the change summary as the message), reindexes
+incrementally and switches the index generation.
+
+A publish is crash-safe through a journal (``publish.json`` in the instance
+folder), written before the file is touched and removed when the draft is
+marked published. :meth:`Workflow.recover` finishes or undoes an interrupted
+publish: if the commit landed, the index is rebuilt and the draft marked
+published (roll forward); if it did not, the working tree is restored (roll
+back). Publishes run one at a time under a lock, so two concurrent publishes of
+different SOPs both land, one after the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kb import audit, repository, store
+from kb.accounts import User, has_role
+from kb.diffing import line_diff
+from kb.documents import ID_PATTERN, split_front_matter
+from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, NotFoundError, Problem
+from kb.library import load_library
+from kb.lint import check_text
+from kb.values import load_values
+
+STATUSES = ("draft", "in_review", "published")
+JOURNAL = "publish.json"
+MAX_MARKDOWN_CHARS = 200_000
+MAX_SUMMARY_CHARS = 200
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+EMAIL_DOMAIN = "kb.invalid"  # users have no e-mail address; commits name them as <name>@kb.invalid
+CRASH_AT_ENV = "KBTEST_CRASH_AT"  # tests kill the publishing process at a named step
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A proposed revision of one SOP."""
+
+    id: int
+    sop_id: str
+    base_revision: str | None
+    markdown: str
+    summary: str
+    author: str
+    status: str
+    reviewer: str | None
+    comment: str | None
+    revision: str | None
+    restored_from: str | None
+    created: str
+    updated: str
+
+    def to_dict(self) -> dict:
+        """The API's draft shape."""
+        return asdict(self)
+
+
+def _checkpoint(step: str) -> None:
+    """Die here, as a crash would, when a test asks for it."""
+    if os.environ.get(CRASH_AT_ENV) == step:
+        os._exit(75)
+
+
+def _git(root: Path, *args: str, env: dict | None = None, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=repository.GIT_TIMEOUT,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"git {args[0]} failed: {done.stderr.strip()[:500]}")
+    return done.stdout
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _identity(name: str) -> str:
+    return f"{name} <{name}@{EMAIL_DOMAIN}>"
+
+
+class Workflow:
+    """Drafts and publishing for one content folder and instance folder."""
+
+    def __init__(self, settings: dict, reindex: Callable[[], object] | None = None):
+        self.settings = settings
+        self.content: Path = settings["CONTENT_DIR"]
+        self.data: Path = settings["DATA_DIR"]
+        self._reindex = reindex
+
+    # -- storage -------------------------------------------------------------------
+    @contextmanager
+    def db(self):
+        """A connection to the instance database, closed afterwards."""
+        connection = store.connect(self.data)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def _row(self, db: sqlite3.Connection, draft_id: int) -> Draft:
+        if isinstance(draft_id, bool) or not isinstance(draft_id, int):
+            raise NotFoundError(f"no draft with id {draft_id!r}", {"field": "id"})
+        row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no draft with id {draft_id}", {"field": "id"})
+        return Draft(**dict(row))
+
+    def get(self, draft_id: int) -> Draft:
+        """One draft.
+
+        Raises:
+            NotFoundError: no such draft.
+        """
+        with self.db() as db:
+            return self._row(db, draft_id)
+
+    def drafts(self, user: User, status: str | None = None, sop_id: str | None = None) -> list[Draft]:
+        """Drafts the user may see, newest first: approvers and admins see all, authors their own."""
+        if status is not None and status not in STATUSES:
+            raise InputError(f"status: must be one of {', '.join(STATUSES)}", {"field": "status"})
+        _require(user, "author")
+        sql, args = "SELECT * FROM drafts WHERE 1 = 1", []
+        if not has_role(user, "approver"):
+            sql, args = sql + " AND author = ?", [user.name]
+        if status:
+            sql, args = sql + " AND status = ?", [*args, status]
+        if sop_id:
+            sql, args = sql + " AND sop_id = ?", [*args, sop_id]
+        with self.db() as db:
+            return [Draft(**dict(r)) for r in db.execute(sql + " ORDER BY updated DESC, id DESC", args)]
+
+    # -- checks --------------------------------------------------------------------
+    def path_of(self, sop_id: str, markdown: str | None = None) -> str:
+        """Where an SOP's file lives (relative to the content folder): its current path, else <line>/<id>.md."""
+        library = load_library(self.content)
+        if sop_id in library.documents:
+            return library.documents[sop_id].path
+        line = "all"
+        parts = split_front_matter(markdown or "")
+        if parts:
+            match = re.search(r"^business_line:\s*([a-z-]+)\s*$", parts[0], re.MULTILINE)
+            line = match.group(1) if match else line
+        return f"{line}/{sop_id}.md"
+
+    def values(self) -> dict:
+        """The library's shared values as published now."""
+        return load_values(self.content)[0]
+
+    def problems(self, sop_id: str, markdown: str) -> list[Problem]:
+        """Every lint problem of markdown as the new text of sop_id."""
+        library = load_library(self.content)
+        return check_text(library, self.path_of(sop_id, markdown), markdown)
+
+    def current_revision(self, sop_id: str) -> str | None:
+        """The commit that last changed the SOP's file, or None if it has never been published."""
+        path = self.path_of(sop_id)
+        return repository.last_commits(self.content).get(path) if (self.content / path).exists() else None
+
+    def _validate(self, sop_id: object, markdown: object, summary: object, base_revision: object) -> list[Problem]:
+        if not isinstance(sop_id, str) or not ID_PATTERN.match(sop_id) or len(sop_id) > 80:
+            raise InputError("sop_id: must be lowercase letters, digits and single dashes", {"field": "sop_id"})
+        if not isinstance(markdown, str) or not markdown.strip():
+            raise InputError("markdown: must be the whole file as text", {"field": "markdown"})
+        if len(markdown) > MAX_MARKDOWN_CHARS:
+            raise InputError(f"markdown: longer than {MAX_MARKDOWN_CHARS:,} characters", {"field": "markdown"})
+        if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
+            raise InputError("summary: must be one line of text describing the change", {"field": "summary"})
+        if len(summary) > MAX_SUMMARY_CHARS:
+            raise InputError(f"summary: longer than {MAX_SUMMARY_CHARS} characters", {"field": "summary"})
+        if base_revision is not None and (not isinstance(base_revision, str) or not _COMMIT.match(base_revision)):
+            raise InputError("base_revision: must be a 40-character commit id or null", {"field": "base_revision"})
+        current = self.current_revision(sop_id)
+        if base_revision is None and current is not None:
+            raise ConflictError(
+                f"base_revision: {sop_id} exists (revision {current}); name the revision the draft starts from",
+                {"field": "base_revision", "current_revision": current},
+            )
+        problems = self.problems(sop_id, markdown)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise DocumentError(errors)
+        return problems
+
+    # -- the lifecycle -------------------------------------------------------------
+    def create(
+        self,
+        user: User,
+        sop_id: object,
+        markdown: object,
+        base_revision: object,
+        summary: object,
+        client: str | None = None,
+        restored_from: str | None = None,
+    ) -> tuple[Draft, list[Problem]]:
+        """Save a new draft; return it with its warnings.
+
+        Raises:
+            ForbiddenError: the user is not an author.
+            InputError, DocumentError, ConflictError: bad fields, lint errors, or no base for an existing SOP.
+        """
+        _require(user, "author")
+        warnings = self._validate(sop_id, markdown, summary, base_revision)
+        stamp = store.now()
+        with self.db() as db, db:
+            cursor = db.execute(
+                "INSERT INTO drafts (sop_id, base_revision, markdown, summary, author, status, restored_from, "
+                "created, updated) VALUES (?, ?, ?, ?, ?, 'draft', ?, ?, ?)",
+                (sop_id, base_revision, markdown, summary.strip(), user.name, restored_from, stamp, stamp),
+            )
+            draft = self._row(db, cursor.lastrowid)
+            action = "restored" if restored_from else "draft_created"
+            details = {"draft": draft.id, "base_revision": base_revision, "restored_from": restored_from}
+            audit.record(db, action, actor=user.name, target=f"sop:{sop_id}", client=client, details=details)
+        return draft, warnings
+
+    def update(
+        self,
+        user: User,
+        draft_id: int,
+        markdown: object = None,
+        summary: object = None,
+        base_revision: object = ...,
+        client: str | None = None,
+    ) -> tuple[Draft, list[Problem]]:
+        """Change a draft's text, summary or base revision (its author, while it is a draft)."""
+        with self.db() as db:
+            draft = self._row(db, draft_id)
+        self._own(user, draft, "edit")
+        if draft.status != "draft":
+            raise ConflictError(f"draft {draft.id} is {draft.status}; only a draft can be edited", {"field": "status"})
+        markdown = draft.markdown if markdown is None else markdown
+        summary = draft.summary if summary is None else summary
+        base = draft.base_revision if base_revision is ... else base_revision
+        warnings = self._validate(draft.sop_id, markdown, summary, base)
+        with self.db() as db, db:
+            db.execute(
+                "UPDATE drafts SET markdown = ?, summary = ?, base_revision = ?, updated = ? WHERE id = ?",
+                (markdown, summary.strip(), base, store.now(), draft.id),
+            )
+            audit.record(
+                db,
+                "draft_edited",
+                actor=user.name,
+                target=f"sop:{draft.sop_id}",
+                client=client,
+                details={"draft": draft.id},
+            )
+            return self._row(db, draft.id), warnings
+
+    def submit(self, user: User, draft_id: int, client: str | None = None) -> Draft:
+        """Send a draft for review."""
+        draft = self.get(draft_id)
+        self._own(user, draft, "submit")
+        self._move(draft, "draft", "in_review")
+        problems = [p for p in self.problems(draft.sop_id, draft.markdown) if p.severity == "error"]
+        if problems:
+            raise DocumentError(problems)
+        return self._set(draft, user, "draft_submitted", client, status="in_review", comment=None)
+
+    def return_(self, user: User, draft_id: int, comment: object, client: str | None = None) -> Draft:
+        """Send a draft in review back to its author with a comment."""
+        _require(user, "approver")
+        if not isinstance(comment, str) or not comment.strip():
+            raise InputError("comment: say what the author should change", {"field": "comment"})
+        if len(comment) > 5000:
+            raise InputError("comment: longer than 5,000 characters", {"field": "comment"})
+        draft = self.get(draft_id)
+        self._move(draft, "in_review", "draft")
+        return self._set(
+            draft, user, "draft_returned", client, status="draft", comment=comment.strip(), reviewer=user.name
+        )
+
+    def restore(self, user: User, sop_id: str, revision: object, client: str | None = None) -> Draft:
+        """A new draft whose text is an old revision of an SOP; it goes through review like any other."""
+        _require(user, "author")
+        if not isinstance(revision, str) or not _COMMIT.match(revision):
+            raise InputError("revision: must be a 40-character commit id", {"field": "revision"})
+        path = self.path_of(sop_id)
+        text = repository.show(self.content, path, revision)
+        if text is None:
+            raise NotFoundError(f"{sop_id} has no revision {revision}", {"field": "revision"})
+        summary = f"Restore revision {revision[:10]}"
+        draft, _ = self.create(
+            user, sop_id, text, self.current_revision(sop_id), summary, client, restored_from=revision
+        )
+        return draft
+
+    # -- publishing ----------------------------------------------------------------
+    def approve(self, user: User, draft_id: int, client: str | None = None) -> str:
+        """Approve a draft in review and publish it; return the new revision (commit id).
+
+        Raises:
+            ForbiddenError: the user is not an approver, or wrote the draft.
+            ConflictError: the SOP changed since the draft's base revision (details carry the diff).
+            DocumentError: the draft fails lint against the library as it is now.
+        """
+        _require(user, "approver")
+        draft = self.get(draft_id)
+        if draft.author == user.name:
+            raise ForbiddenError("four-eyes: nobody approves their own draft", {"field": "approver"})
+        self._move(draft, "in_review", "published")
+        with self._publish_lock():
+            self.recover()
+            draft = self.get(draft_id)
+            self._move(draft, "in_review", "published")
+            path = self.path_of(draft.sop_id, draft.markdown)
+            current = self.current_revision(draft.sop_id)
+            if current != draft.base_revision:
+                base = repository.show(self.content, path, draft.base_revision) if draft.base_revision else ""
+                now = (self.content / path).read_text(encoding="utf-8")
+                raise ConflictError(
+                    f"{draft.sop_id} changed since revision {draft.base_revision}: now {current}",
+                    {
+                        "field": "base_revision",
+                        "base_revision": draft.base_revision,
+                        "current_revision": current,
+                        "diff": line_diff(base or "", now, f"base {draft.base_revision}", f"current {current}"),
+                    },
+                )
+            errors = [p for p in self.problems(draft.sop_id, draft.markdown) if p.severity == "error"]
+            if errors:
+                raise DocumentError(errors)
+            journal = {
+                "draft": draft.id,
+                "path": path,
+                "old_head": repository.head(self.content),
+                "approver": user.name,
+                "client": client,
+            }
+            self._write_journal(journal)
+            _checkpoint("journal")
+            _write_atomic(self.content / path, draft.markdown)
+            _checkpoint("written")
+            revision = self._commit(path, draft, user.name)
+            _checkpoint("committed")
+            self.reindex()
+            _checkpoint("indexed")
+            self._finish(journal, revision)
+            _checkpoint("recorded")
+        return revision
+
+    def _commit(self, path: str, draft: Draft, approver: str) -> str:
+        """Commit the file alone: the draft's author as author, the approver as reviewer; return the commit."""
+        message = f"{draft.summary}\n\nDraft {draft.id} for {draft.sop_id}.\n\nReviewed-by: {_identity(approver)}\n"
+        committer = {"GIT_COMMITTER_NAME": "kb", "GIT_COMMITTER_EMAIL": f"kb@{EMAIL_DOMAIN}"}
+        _git(self.content, "add", "--", path)
+        _git(
+            self.content,
+            "commit",
+            "-q",
+            "--no-verify",
+            f"--author={_identity(draft.author)}",
+            "-F",
+            "-",
+            "--",
+            path,
+            env=committer,
+            stdin=message,
+        )
+        return _git(self.content, "rev-parse", "HEAD").strip()
+
+    def reindex(self) -> None:
+        """Bring the index up to date with the content folder (incremental) and switch generations."""
+        if self._reindex is not None:
+            self._reindex()
+            return
+        from kb.indexing.builder import build_index
+
+        build_index(self.content, self.data, self.settings["EMBEDDING_MODEL"])
+
+    def _finish(self, journal: dict, revision: str, recovered: bool = False) -> None:
+        with self.db() as db, db:
+            draft = self._row(db, journal["draft"])
+            db.execute(
+                "UPDATE drafts SET status = 'published', reviewer = ?, revision = ?, updated = ? WHERE id = ?",
+                (journal["approver"], revision, store.now(), draft.id),
+            )
+            details = {"draft": draft.id, "revision": revision, "author": draft.author}
+            audit.record(
+                db,
+                "draft_approved",
+                actor=journal["approver"],
+                target=f"sop:{draft.sop_id}",
+                client=journal["client"],
+                details=details,
+            )
+            audit.record(
+                db,
+                "published",
+                actor=journal["approver"],
+                target=f"sop:{draft.sop_id}",
+                client=journal["client"],
+                details={**details, "recovered": recovered},
+            )
+        (self.data / JOURNAL).unlink(missing_ok=True)
+
+    def recover(self) -> str | None:
+        """Finish or undo an interrupted publish; return "rolled-forward", "rolled-back" or None."""
+        path = self.data / JOURNAL
+        try:
+            journal = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        if self.get(journal["draft"]).status == "published":  # died after recording, before removing the journal
+            path.unlink(missing_ok=True)
+            return "rolled-forward"
+        ours = self._published_commit(journal)
+        if ours is not None:
+            self.reindex()
+            self._finish(journal, ours, recovered=True)
+            return "rolled-forward"
+        target = self.content / journal["path"]
+        tracked = _git(self.content, "ls-files", "--", journal["path"]).strip()
+        if tracked:
+            _git(self.content, "reset", "-q", "--", journal["path"])
+            _git(self.content, "checkout", "-q", "--", journal["path"])
+        else:
+            _git(self.content, "rm", "-q", "--cached", "--ignore-unmatch", "--", journal["path"])
+            target.unlink(missing_ok=True)
+        with self.db() as db, db:
+            row = self._row(db, journal["draft"])
+            audit.record(
+                db,
+                "publish_failed",
+                actor=journal["approver"],
+                target=f"sop:{row.sop_id}",
+                outcome="failed",
+                client=journal["client"],
+                details={"draft": row.id, "rolled_back": True},
+            )
+        path.unlink(missing_ok=True)
+        return "rolled-back"
+
+    def _published_commit(self, journal: dict) -> str | None:
+        """The commit an interrupted publish made, if it landed: after old_head, touching the path, naming the draft."""
+        if repository.head(self.content) == journal["old_head"]:
+            return None
+        since = [f"{journal['old_head']}..HEAD"] if journal["old_head"] else []
+        out = _git(self.content, "log", "--format=%H%x00%B%x01", *since, "--", journal["path"])
+        marker = f"Draft {journal['draft']} for "
+        for entry in out.split("\x01"):
+            commit, _, body = entry.strip().partition("\x00")
+            if commit and marker in body:
+                return commit
+        return None
+
+    # -- helpers -------------------------------------------------------------------
+    def _write_journal(self, journal: dict) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.data / JOURNAL, json.dumps(journal))
+
+    @contextmanager
+    def _publish_lock(self):
+        self.data.mkdir(parents=True, exist_ok=True)
+        with open(self.data / ".publish.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _own(self, user: User, draft: Draft, verb: str) -> None:
+        _require(user, "author")
+        if draft.author != user.name and not has_role(user, "admin"):
+            raise ForbiddenError(f"only {draft.author}, who wrote draft {draft.id}, may {verb} it", {"field": "id"})
+
+    @staticmethod
+    def _move(draft: Draft, expected: str, target: str) -> None:
+        if draft.status != expected:
+            raise ConflictError(
+                f"draft {draft.id} is {draft.status}; it must be {expected} to become {target}", {"field": "status"}
+            )
+
+    def _set(self, draft: Draft, user: User, action: str, client: str | None, **changes) -> Draft:
+        columns = ", ".join(f"{key} = ?" for key in changes)
+        with self.db() as db, db:
+            db.execute(
+                f"UPDATE drafts SET {columns}, updated = ? WHERE id = ?",  # noqa: S608 - fixed column names
+                (*changes.values(), store.now(), draft.id),
+            )
+            audit.record(
+                db, action, actor=user.name, target=f"sop:{draft.sop_id}", client=client, details={"draft": draft.id}
+            )
+            return self._row(db, draft.id)
+
+
+def _require(user: User | None, role: str) -> None:
+    if not has_role(user, role):
+        raise ForbiddenError(f"this needs the {role} role", {"field": "role"})
+
+
+def review_due(documents: list[dict], today: dt.date | None = None, days: int = 30) -> dict[str, list[dict]]:
+    """Documents whose review_by has passed or falls within days, by owner (soonest first)."""
+    today = today or dt.date.today()
+    horizon = today + dt.timedelta(days=days)
+    due: dict[str, list[dict]] = {}
+    for doc in sorted(documents, key=lambda d: (d.get("review_by") or "9999", d["id"])):
+        review_by = doc.get("review_by")
+        if not review_by or doc.get("status") == "retired":
+            continue
+        day = dt.date.fromisoformat(review_by)
+        if day <= horizon:
+            entry = {key: doc[key] for key in ("id", "title", "type", "owner", "review_by")}
+            entry["overdue"] = day < today
+            entry["days_left"] = (day - today).days
+            due.setdefault(doc["owner"], []).append(entry)
+    return dict(sorted(due.items()))

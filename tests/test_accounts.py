@@ -1,0 +1,441 @@
+"""The workflow database, users and roles, passwords and API keys: real SQLite in a temporary folder."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kb import accounts
+from kb.accounts import (
+    ROLES,
+    User,
+    add_user,
+    authenticate,
+    create_key,
+    get_user,
+    has_role,
+    list_keys,
+    list_users,
+    revoke_key,
+    set_disabled,
+    set_password,
+    set_role,
+    user_for_key,
+)
+from kb.errors import ConfigError, InputError, NotFoundError
+from kb.store import SCHEMA_VERSION, TIME_FORMAT, connect, now, transaction
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A fresh workflow database in a temporary instance folder."""
+    conn = connect(tmp_path / "instance")
+    yield conn
+    conn.close()
+
+
+def ago(seconds: int) -> str:
+    """The stored-format time this many seconds ago."""
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).strftime(TIME_FORMAT)
+
+
+# --- the database ---------------------------------------------------------------------------------
+
+EXPECTED_COLUMNS = {
+    "users": ["id", "name", "role", "password_hash", "created", "disabled"],
+    "api_keys": ["id", "user_id", "label", "key_hash", "prefix", "created", "last_used", "revoked"],
+    "audit": ["id", "at", "actor", "action", "target", "outcome", "client", "details"],
+    "drafts": [
+        "id",
+        "sop_id",
+        "base_revision",
+        "markdown",
+        "summary",
+        "author",
+        "status",
+        "reviewer",
+        "comment",
+        "revision",
+        "restored_from",
+        "created",
+        "updated",
+    ],
+}
+
+
+def test_connect_creates_the_folder_and_the_schema_at_version_1(tmp_path):
+    db = connect(tmp_path / "new" / "instance")
+    assert (tmp_path / "new" / "instance" / "kb.sqlite").is_file()
+    tables = {r["name"] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == set(EXPECTED_COLUMNS)
+    for table, columns in EXPECTED_COLUMNS.items():
+        assert [r["name"] for r in db.execute(f"PRAGMA table_info({table})")] == columns
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
+    assert db.row_factory is sqlite3.Row
+
+
+def test_connect_again_keeps_the_data(tmp_path):
+    first = connect(tmp_path)
+    add_user(first, "alice", "author", PASSWORD)
+    first.close()
+    second = connect(tmp_path)
+    assert get_user(second, "alice") == User(1, "alice", "author")
+    assert second.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_connect_refuses_a_database_from_a_newer_kb(tmp_path):
+    raw = sqlite3.connect(tmp_path / "kb.sqlite")
+    raw.execute("PRAGMA user_version=99")
+    raw.close()
+    with pytest.raises(ConfigError, match="schema version 99"):
+        connect(tmp_path)
+
+
+def test_foreign_keys_are_enforced(db):
+    with pytest.raises(sqlite3.IntegrityError), db:
+        db.execute(
+            "INSERT INTO api_keys (user_id, label, key_hash, prefix, created) VALUES (42, 'x', 'h', 'p', ?)", (now(),)
+        )
+
+
+def test_transaction_commits_alone_and_joins_an_open_one(db):
+    with transaction(db):
+        add_user(db, "alice", "agent", PASSWORD)
+        assert db.in_transaction  # add_user's own transaction joined this one instead of committing
+    assert not db.in_transaction and get_user(db, "alice").role == "agent"
+
+    with pytest.raises(RuntimeError), transaction(db):
+        set_role(db, "alice", "admin")
+        raise RuntimeError("the caller fails")
+    assert get_user(db, "alice").role == "agent"
+
+    with pytest.raises(RuntimeError), db:  # a plain `with db:` block, after its first write
+        db.execute("UPDATE users SET created = 'changed'")
+        set_role(db, "alice", "admin")
+        raise RuntimeError("the caller fails")
+    assert get_user(db, "alice").role == "agent"
+    assert db.execute("SELECT created FROM users").fetchone()[0] != "changed"
+
+
+def test_now_is_utc_with_seconds():
+    stamp = now()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
+    assert abs(datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=UTC) - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+# --- roles ----------------------------------------------------------------------------------------
+
+
+def test_roles_are_in_increasing_order_of_power():
+    assert ROLES == ("agent", "author", "approver", "admin")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("needed", ROLES)
+def test_a_role_includes_every_role_below_it(role, needed):
+    assert has_role(User(1, "x1", role), needed) is (ROLES.index(role) >= ROLES.index(needed))
+
+
+@pytest.mark.parametrize("needed", ROLES)
+def test_no_user_and_a_disabled_user_have_no_role(needed):
+    assert has_role(None, needed) is False
+    assert has_role(User(1, "x1", "admin", disabled=True), needed) is False
+
+
+def test_has_role_rejects_an_unknown_role_name():
+    with pytest.raises(ValueError):
+        has_role(User(1, "x1", "admin"), "superuser")
+
+
+# --- adding users: every validation rule ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["al", "alice", "a.b", "a_b", "a-b", "0day", "x" * 64, "j.smith-2"])
+def test_add_user_accepts_valid_names(db, name):
+    user = add_user(db, name, "agent", PASSWORD)
+    assert user == User(user.id, name, "agent")
+    assert get_user(db, name) == user
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "a", "x" * 65, "Alice", "-alice", ".alice", "_alice", "al ice", "alice\n", "al/ice", "alicé", None, 7],
+)
+def test_add_user_rejects_invalid_names(db, name):
+    with pytest.raises(InputError, match=r"^name: must be 2-64 characters") as caught:
+        add_user(db, name, "agent", PASSWORD)
+    assert caught.value.details == {"field": "name"}
+    assert list_users(db) == []
+
+
+@pytest.mark.parametrize("role", ["", "Admin", "root", "reader", None])
+def test_add_user_rejects_unknown_roles(db, role):
+    with pytest.raises(InputError, match=r"^role: must be one of agent, author, approver, admin") as caught:
+        add_user(db, "alice", role, PASSWORD)
+    assert caught.value.details == {"field": "role"}
+    assert list_users(db) == []
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("", "password: must be at least 10 characters"),
+        ("123456789", "password: must be at least 10 characters"),
+        ("aaaaaaaaaa", "password: must not be one character repeated"),
+        ("          ", "password: must not be one character repeated"),
+        ("x" * 40, "password: must not be one character repeated"),
+        (None, "password: must be text"),
+        (b"bytes-password", "password: must be text"),
+    ],
+)
+def test_add_user_rejects_weak_passwords(db, password, message):
+    with pytest.raises(InputError) as caught:
+        add_user(db, "alice", "agent", password)
+    assert caught.value.message == message and caught.value.details == {"field": "password"}
+    assert list_users(db) == []
+
+
+@pytest.mark.parametrize("password", ["1234567890", "aaaaaaaaab", "ten chars!", "ünïcødé-pässwörd"])
+def test_add_user_accepts_passwords_of_ten_characters_not_all_the_same(db, password):
+    add_user(db, "alice", "agent", password)
+    assert authenticate(db, "alice", password) == User(1, "alice", "agent")
+
+
+def test_add_user_rejects_a_duplicate_name(db):
+    add_user(db, "alice", "author", PASSWORD)
+    with pytest.raises(InputError, match="name: a user named 'alice' already exists") as caught:
+        add_user(db, "alice", "admin", "another password")
+    assert caught.value.details == {"field": "name"}
+    assert list_users(db) == [User(1, "alice", "author")]
+
+
+# --- passwords ------------------------------------------------------------------------------------
+
+
+def test_only_a_scrypt_hash_of_the_password_is_stored(db):
+    add_user(db, "alice", "author", PASSWORD)
+    row = db.execute("SELECT * FROM users WHERE name = 'alice'").fetchone()
+    assert row["password_hash"].startswith("scrypt:")
+    assert PASSWORD not in row["password_hash"]
+    assert not any(PASSWORD in str(value) for value in tuple(row))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["created"]) and row["disabled"] == 0
+
+
+def test_authenticate_accepts_the_right_password_only(db):
+    add_user(db, "alice", "approver", PASSWORD)
+    assert authenticate(db, "alice", PASSWORD) == User(1, "alice", "approver")
+    assert authenticate(db, "alice", PASSWORD + "!") is None
+    assert authenticate(db, "alice", PASSWORD.upper()) is None
+    assert authenticate(db, "alice", "") is None
+    assert authenticate(db, "Alice", PASSWORD) is None
+
+
+def test_authenticate_refuses_a_disabled_user_until_enabled_again(db):
+    add_user(db, "alice", "author", PASSWORD)
+    assert set_disabled(db, "alice") == User(1, "alice", "author", disabled=True)
+    assert authenticate(db, "alice", PASSWORD) is None
+    assert get_user(db, "alice").disabled is True
+    set_disabled(db, "alice", False)
+    assert authenticate(db, "alice", PASSWORD) == User(1, "alice", "author")
+
+
+def test_authenticate_an_unknown_user_still_checks_a_hash(db, monkeypatch):
+    checked = []
+    real = accounts.check_password_hash
+
+    def spy(pwhash, password):
+        checked.append(pwhash)
+        return real(pwhash, password)
+
+    monkeypatch.setattr(accounts, "check_password_hash", spy)
+    assert authenticate(db, "nobody", PASSWORD) is None
+    assert len(checked) == 1 and checked[0].startswith("scrypt:")
+
+
+@pytest.mark.parametrize(("name", "password"), [(None, PASSWORD), ("alice", None), (3, 4)])
+def test_authenticate_returns_none_for_input_that_is_not_text(db, name, password):
+    add_user(db, "alice", "author", PASSWORD)
+    assert authenticate(db, name, password) is None
+
+
+def test_set_password_replaces_the_old_one(db):
+    add_user(db, "alice", "author", PASSWORD)
+    set_password(db, "alice", "a brand new secret")
+    assert authenticate(db, "alice", PASSWORD) is None
+    assert authenticate(db, "alice", "a brand new secret") == User(1, "alice", "author")
+
+
+def test_set_password_validates_and_keeps_the_old_one(db):
+    add_user(db, "alice", "author", PASSWORD)
+    with pytest.raises(InputError, match="password: must be at least 10 characters"):
+        set_password(db, "alice", "short")
+    with pytest.raises(NotFoundError, match="no user named 'bob'"):
+        set_password(db, "bob", "a brand new secret")
+    assert authenticate(db, "alice", PASSWORD) is not None
+
+
+# --- users and roles ------------------------------------------------------------------------------
+
+
+def test_get_and_list_users(db):
+    add_user(db, "carol", "admin", PASSWORD)
+    add_user(db, "alice", "agent", PASSWORD)
+    assert get_user(db, "alice") == User(2, "alice", "agent")
+    assert get_user(db, "nobody") is None
+    assert list_users(db) == [User(2, "alice", "agent"), User(1, "carol", "admin")]
+
+
+def test_set_role_changes_the_stored_role(db):
+    add_user(db, "alice", "agent", PASSWORD)
+    assert set_role(db, "alice", "approver") == User(1, "alice", "approver")
+    assert get_user(db, "alice").role == "approver"
+    assert has_role(get_user(db, "alice"), "author")
+
+
+def test_set_role_rejects_a_bad_role_or_an_unknown_user(db):
+    add_user(db, "alice", "agent", PASSWORD)
+    with pytest.raises(InputError, match="role: must be one of") as caught:
+        set_role(db, "alice", "owner")
+    assert caught.value.details == {"field": "role"}
+    with pytest.raises(NotFoundError, match="no user named 'bob'"):
+        set_role(db, "bob", "admin")
+    assert get_user(db, "alice").role == "agent"
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+
+def test_a_key_is_created_works_and_stops_working_when_revoked(db):
+    add_user(db, "bot", "agent", PASSWORD)
+    key, row = create_key(db, "bot", "chatbot")
+    assert re.fullmatch(r"kb_[A-Za-z0-9_-]{43}", key)
+    assert row == {
+        "id": 1,
+        "user": "bot",
+        "label": "chatbot",
+        "prefix": key[:10],
+        "created": row["created"],
+        "last_used": None,
+        "revoked": None,
+    }
+    assert user_for_key(db, key) == User(1, "bot", "agent")
+
+    revoked = revoke_key(db, row["id"])
+    assert revoked["revoked"] is not None
+    assert user_for_key(db, key) is None
+    assert list_keys(db)[0]["revoked"] == revoked["revoked"]
+
+
+def test_only_the_sha256_of_a_key_is_stored(db):
+    add_user(db, "bot", "agent", PASSWORD)
+    key, _ = create_key(db, "bot", "chatbot")
+    row = db.execute("SELECT * FROM api_keys").fetchone()
+    assert row["key_hash"] == hashlib.sha256(key.encode()).hexdigest()
+    assert row["prefix"] == key[:10]
+    assert not any(key in str(value) for value in tuple(row))
+    assert all(key not in line for line in db.iterdump())
+
+
+def test_keys_are_unique_and_each_works_for_its_own_user(db):
+    add_user(db, "bot", "agent", PASSWORD)
+    add_user(db, "editor", "author", PASSWORD)
+    first, _ = create_key(db, "bot", "one")
+    second, _ = create_key(db, "editor", "two")
+    assert first != second
+    assert user_for_key(db, first).name == "bot"
+    assert user_for_key(db, second).name == "editor"
+
+
+@pytest.mark.parametrize("key", ["", "kb_", "kb_nope", "not-a-key", None, 12, "KB_" + "x" * 43])
+def test_an_unknown_key_finds_no_user(db, key):
+    add_user(db, "bot", "agent", PASSWORD)
+    create_key(db, "bot", "chatbot")
+    assert user_for_key(db, key) is None
+
+
+def test_a_key_follows_its_user_role_and_disabled_state(db):
+    add_user(db, "bot", "agent", PASSWORD)
+    key, _ = create_key(db, "bot", "chatbot")
+    set_role(db, "bot", "author")
+    assert user_for_key(db, key) == User(1, "bot", "author")
+    set_disabled(db, "bot")
+    assert user_for_key(db, key) is None
+    with pytest.raises(InputError, match="user: 'bot' is disabled"):
+        create_key(db, "bot", "another")
+
+
+def test_last_used_is_updated_at_most_once_a_minute(db):
+    add_user(db, "bot", "agent", PASSWORD)
+    key, row = create_key(db, "bot", "chatbot")
+    user_for_key(db, key)
+    assert list_keys(db)[0]["last_used"] is not None
+
+    recent = ago(30)
+    with db:
+        db.execute("UPDATE api_keys SET last_used = ?", (recent,))
+    user_for_key(db, key)
+    assert list_keys(db)[0]["last_used"] == recent
+
+    old = ago(120)
+    with db:
+        db.execute("UPDATE api_keys SET last_used = ?", (old,))
+    user_for_key(db, key)
+    assert list_keys(db)[0]["last_used"] > recent
+
+
+def test_revoke_is_idempotent_and_unknown_ids_are_not_found(db):
+    add_user(db, "bot", "agent", PASSWORD)
+    _, row = create_key(db, "bot", "chatbot")
+    first = revoke_key(db, row["id"])
+    with db:
+        db.execute("UPDATE api_keys SET revoked = '2026-01-01T00:00:00Z'")
+    again = revoke_key(db, row["id"])
+    assert again == {**first, "revoked": "2026-01-01T00:00:00Z"}
+    with pytest.raises(NotFoundError, match="no API key with id 99"):
+        revoke_key(db, 99)
+
+
+def test_list_keys_never_shows_the_hash_and_filters_by_user(db):
+    add_user(db, "bot", "agent", PASSWORD)
+    add_user(db, "editor", "author", PASSWORD)
+    create_key(db, "bot", "one")
+    create_key(db, "editor", "two")
+    create_key(db, "bot", "three")
+    everything = list_keys(db)
+    assert [k["label"] for k in everything] == ["one", "two", "three"]
+    assert all(set(k) == {"id", "user", "label", "prefix", "created", "last_used", "revoked"} for k in everything)
+    assert [k["label"] for k in list_keys(db, "bot")] == ["one", "three"]
+    assert list_keys(db, "editor")[0]["user"] == "editor"
+    with pytest.raises(NotFoundError):
+        list_keys(db, "nobody")
+
+
+@pytest.mark.parametrize("label", ["", " ", "x" * 65, "tab\there", "new\nline", "\x00", None, 5])
+def test_create_key_rejects_bad_labels(db, label):
+    add_user(db, "bot", "agent", PASSWORD)
+    with pytest.raises(InputError, match=r"^label: must be 1-64 printable characters") as caught:
+        create_key(db, "bot", label)
+    assert caught.value.details == {"field": "label"}
+    assert list_keys(db) == []
+
+
+@pytest.mark.parametrize("label", ["x", "x" * 64, "Zendesk assist (prod)", "bot #2 / é"])
+def test_create_key_accepts_printable_labels_up_to_64(db, label):
+    add_user(db, "bot", "agent", PASSWORD)
+    _, row = create_key(db, "bot", label)
+    assert list_keys(db)[0]["label"] == row["label"] == label
+
+
+def test_create_key_for_an_unknown_user_is_not_found(db):
+    with pytest.raises(NotFoundError, match="no user named 'ghost'"):
+        create_key(db, "ghost", "chatbot")
+    assert db.execute("SELECT count(*) FROM api_keys").fetchone()[0] == 0
