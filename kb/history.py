@@ -107,7 +107,7 @@ class History:
         return {
             "from": old,
             "to": new,
-            "html": diff_html(before, after),
+            "html": diff_html(before, after, context_lines=3),
             "unified": line_diff(before, after, f"{path}@{old[:10]}", f"{path}@{new[:10]}"),
             "stats": diff_stats(before, after),
         }

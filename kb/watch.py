@@ -51,10 +51,10 @@ class Watcher(threading.Thread):
         self.workflow = workflow
         self.interval = interval
         self.seen: str | None = None
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stopping.wait(self.interval):
             try:
                 self.tick()
             except Exception:  # noqa: BLE001 - the watcher must outlive a bad build
@@ -62,7 +62,7 @@ class Watcher(threading.Thread):
 
     def stop(self) -> None:
         """Ask the thread to end after its current tick."""
-        self._stop.set()
+        self._stopping.set()
 
     def tick(self) -> dict | None:
         """Check once; return the build report as a dict when a new generation was written."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from werkzeug.serving import make_server
 
 from kb.config import load_settings
 from kb.indexing.builder import build_index
@@ -18,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_SOPS = ROOT / "sops"
 SHARED = ROOT.parent / "shared"
 DEV_QUERIES = SHARED / "eval" / "dev-queries.jsonl"
+CHROMIUM_PATH = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 CATEGORIES = """\
 categories:
@@ -324,3 +329,21 @@ def authoring(sop_repo, data_dir, settings_for) -> Authoring:
     build_index(sops, data_dir)
     settings = settings_for(sops, data_dir)
     return Authoring(sop_repo, data_dir, settings)
+
+
+def serve_in_thread(app):
+    """Serve app on a free loopback port in a thread; return (base URL, server)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{port}", server
+
+
+@pytest.fixture
+def live_authoring(authoring):
+    """The authoring app served over HTTP on loopback, for the browser."""
+    url, server = serve_in_thread(authoring.app)
+    yield url
+    server.shutdown()

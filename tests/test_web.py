@@ -1,13 +1,11 @@
 import re
 import shutil
-import socket
-import threading
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, serve_in_thread
+
+CHROMIUM = CHROMIUM_PATH
 
 
 def test_search_page_shows_results_with_deep_links(client):
@@ -54,13 +52,8 @@ def test_assets_are_served_locally(client):
 
 @pytest.fixture(scope="module")
 def live_server(app):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
+    url, server = serve_in_thread(app)
+    yield url
     server.shutdown()
 
 
@@ -72,7 +65,7 @@ def test_agent_searches_and_lands_on_the_section_in_chromium(live_server, tmp_pa
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page()
         page.goto(live_server + "/")

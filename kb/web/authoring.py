@@ -73,6 +73,11 @@ def compose(form: dict) -> str:
             items = [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
             if items or key == "categories":
                 front[key] = items
+        elif key in ("effective", "review_by") and value:
+            try:
+                front[key] = dt.date.fromisoformat(value)  # written as a YAML date, not a quoted string
+            except ValueError:
+                front[key] = value  # lint names the field
         elif value or key != "review_by":
             front[key] = value
     head = yaml.safe_dump(front, sort_keys=False, allow_unicode=True, default_flow_style=None, width=1000)
@@ -103,9 +108,9 @@ def decompose(text: str) -> dict:
 
 
 def _body_offset(text: str) -> int:
-    """Lines before the body in a composed file (to map a problem's file line to the body textarea)."""
+    """Lines before the body textarea's first line in a composed file (the front matter and one blank line)."""
     split = split_front_matter(text)
-    return split[2] - 1 if split else 0
+    return split[2] if split else 0
 
 
 def _editor(fields: dict, draft=None, sop_id: str | None = None, base: str | None = None, problems=(), error=None):
@@ -246,7 +251,7 @@ def _draft_view(draft, error: str | None = None, conflict: dict | None = None, s
         draft=draft,
         html=markdown.render_html(resolved),
         problems=problems,
-        change=diff_html(base_text, draft.markdown),
+        change=diff_html(base_text, draft.markdown, context_lines=3),
         error=error,
         conflict=conflict,
     ), status

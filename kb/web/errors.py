@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from kb.errors import KbError
+from kb.errors import AuthRequiredError, KbError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(KbError)
     def kb_error(error: KbError):
+        if isinstance(error, AuthRequiredError) and not _wants_json() and request.method == "GET":
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), code=303)
         if error.http_status >= 500:
             log.error("%s: %s", error.code, error.message)
         return _respond(error.http_status, error.code, error.message, error.details)

@@ -1,0 +1,169 @@
+"""Publishing under faults: a crash at each step, concurrent publishes, and commits made outside kb."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from kb import accounts, store
+from kb.search import Searcher
+from kb.watch import Watcher
+from kb.workflow import CRASH_AT_ENV, JOURNAL, Workflow
+from tests.conftest import ROOT, commit_all, full_sop, git, make_sop
+
+TEXT = full_sop("pay-duplicate-charge", "Duplicate charges", "Zebraquux settlements are refunded within five days.")
+
+
+def in_review(authoring, sop_id="pay-duplicate-charge", text=TEXT, author="ann") -> int:
+    body = {"sop_id": sop_id, "markdown": text, "base_revision": authoring.revision(sop_id), "summary": "Edit"}
+    draft = authoring.call("POST", "/api/v1/drafts", author, json=body).get_json()
+    assert authoring.call("POST", f"/api/v1/drafts/{draft['id']}/submit", author).status_code == 200
+    return draft["id"]
+
+
+def user(authoring, name):
+    db = store.connect(authoring.data)
+    try:
+        return accounts.get_user(db, name)
+    finally:
+        db.close()
+
+
+def state(authoring):
+    """HEAD, the revision the index serves, whether search finds the new text, and the working tree."""
+    searcher = Searcher(authoring.settings)
+    found = [h.sop_id for h in searcher.search("zebraquux", 3, "keyword").hits]
+    return {
+        "head": git(authoring.repo, "rev-parse", "HEAD").strip(),
+        "indexed": searcher.document("pay-duplicate-charge")["revision"],
+        "found": found == ["pay-duplicate-charge"],
+        "dirty": git(authoring.repo, "status", "--porcelain").strip(),
+    }
+
+
+CRASH = """
+from kb import accounts, store
+from kb.config import load_settings
+from kb.workflow import Workflow
+settings = load_settings({{"CONTENT_DIR": {content!r}, "DATA_DIR": {data!r}}}, environ={{}})
+db = store.connect(settings["DATA_DIR"])
+approver = accounts.get_user(db, "bob")
+db.close()
+Workflow(settings).approve(approver, {draft})
+"""
+
+
+@pytest.mark.parametrize(
+    "step, outcome",
+    [
+        ("journal", "rolled-back"),
+        ("written", "rolled-back"),
+        ("committed", "rolled-forward"),
+        ("indexed", "rolled-forward"),
+        ("recorded", None),
+    ],
+)
+def test_a_crash_at_any_step_leaves_the_old_or_the_new_revision_whole(authoring, step, outcome):
+    draft = in_review(authoring)
+    before = state(authoring)
+    script = CRASH.format(content=str(authoring.settings["CONTENT_DIR"]), data=str(authoring.data), draft=draft)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], env={**env, CRASH_AT_ENV: step}, cwd=ROOT, timeout=300
+    )
+    assert done.returncode == 75  # killed at that step
+    assert (authoring.data / JOURNAL).exists() == (step != "recorded")
+    assert Workflow(authoring.settings).recover() == outcome
+    after = state(authoring)
+    assert after["dirty"] == "" and not (authoring.data / JOURNAL).exists()
+    status = authoring.call("GET", f"/api/v1/drafts/{draft}", "ann").get_json()
+    if outcome == "rolled-back":
+        assert after == before and status["status"] == "in_review"
+        assert authoring.audit(action="publish_failed")[0]["outcome"] == "failed"
+        retry = authoring.call("POST", f"/api/v1/drafts/{draft}/approve", "bob")  # the draft can be published again
+        assert retry.status_code == 200 and state(authoring)["found"]
+    else:
+        assert after["head"] != before["head"] and after["indexed"] == after["head"] and after["found"]
+        assert status["status"] == "published" and status["revision"] == after["head"]
+        assert len(authoring.audit(action="published")) == 1
+
+
+def test_two_concurrent_publishes_of_different_sops_both_land(authoring):
+    first = in_review(authoring)
+    other = full_sop(
+        "payout-delayed",
+        "Delayed creator payouts",
+        "Quuxbarrow payouts arrive in two days.",
+        business_line="creator-payouts",
+        categories="[payouts/delayed]",
+    )
+    second = in_review(authoring, "payout-delayed", other, author="aldo")
+    head = git(authoring.repo, "rev-parse", "HEAD").strip()
+    results, errors = {}, []
+
+    def approve(draft, approver):
+        try:
+            results[draft] = Workflow(authoring.settings).approve(user(authoring, approver), draft)
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=approve, args=args) for args in ((first, "bob"), (second, "bea"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert errors == []
+    log = git(authoring.repo, "log", "--format=%H", f"{head}..HEAD").split()
+    assert sorted(log) == sorted(results.values()) and len(log) == 2
+    searcher = Searcher(authoring.settings)
+    assert [h.sop_id for h in searcher.search("zebraquux", 3, "keyword").hits] == ["pay-duplicate-charge"]
+    assert [h.sop_id for h in searcher.search("quuxbarrow", 3, "keyword").hits] == ["payout-delayed"]
+
+
+def test_a_commit_made_outside_kb_is_served_within_ten_seconds_and_bad_files_are_reported(authoring):
+    sops = authoring.repo / "sops"
+    searcher = Searcher(authoring.settings)
+    watcher = Watcher(authoring.settings, Workflow(authoring.settings), interval=0.2)
+    watcher.seen = git(authoring.repo, "rev-parse", "HEAD").strip()
+    watcher.start()
+    try:
+        path = sops / "all" / "pay-card-declined.md"
+        path.write_text(path.read_text().replace("The bank declined", "Flumbergast: the bank declined"))
+        (sops / "all" / "broken.md").write_text(make_sop("broken", "Broken", "no headings here\n"))
+        commit_all(authoring.repo, "merged pull request 42")
+        started = time.monotonic()
+        while time.monotonic() - started < 10:
+            if searcher.search("flumbergast", 3, "keyword").hits:
+                break
+            time.sleep(0.1)
+        assert [h.sop_id for h in searcher.search("flumbergast", 3, "keyword").hits] == ["pay-card-declined"]
+    finally:
+        watcher.stop()
+        watcher.join(timeout=30)
+    events = authoring.audit(action="external_change")
+    assert len(events) == 1 and events[0]["outcome"] == "failed"
+    assert events[0]["details"]["skipped"] == ["all/broken.md"]
+    assert events[0]["details"]["commits"][0]["summary"] == "merged pull request 42"
+    assert any("broken.md" in p for p in events[0]["details"]["problems"])
+
+
+def test_the_watcher_does_not_report_kbs_own_publishes(authoring):
+    watcher = Watcher(authoring.settings, Workflow(authoring.settings), interval=60)
+    watcher.seen = git(authoring.repo, "rev-parse", "HEAD").strip()
+    draft = in_review(authoring)
+    assert authoring.call("POST", f"/api/v1/drafts/{draft}/approve", "bob").status_code == 200
+    watcher.tick()
+    assert authoring.audit(action="external_change") == []
+
+
+def test_the_watcher_finishes_a_crashed_publish(authoring):
+    draft = in_review(authoring)
+    script = CRASH.format(content=str(authoring.settings["CONTENT_DIR"]), data=str(authoring.data), draft=draft)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    subprocess.run([sys.executable, "-c", script], env={**env, CRASH_AT_ENV: "committed"}, cwd=ROOT, timeout=300)
+    Watcher(authoring.settings, Workflow(authoring.settings), interval=60).tick()
+    assert not (authoring.data / JOURNAL).exists() and state(authoring)["found"]
