@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from kb import markdown
+from kb import markdown, yamlio
 from kb.errors import Problem
 from kb.redaction import find_pans
 from kb.values import Value, resolve
@@ -90,7 +90,7 @@ def split_front_matter(text: str) -> tuple[str, str, int] | None:
 def _field_lines(front: str) -> dict[str, int]:
     """Map each top-level key of the front matter to its 1-based line in the file."""
     try:
-        node = yaml.compose(front, Loader=yaml.SafeLoader)
+        node = yamlio.compose(front)
     except yaml.YAMLError:
         return {}
     if not isinstance(node, yaml.MappingNode):
@@ -193,7 +193,7 @@ def parse_document(
         ]
     front, body, body_line = split
     try:
-        data = yaml.safe_load(front)
+        data = yamlio.load(front)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 2 if mark else 1

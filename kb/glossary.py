@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from kb import yamlio
 from kb.errors import Problem
 
 FILE_NAME = "glossary.yaml"
@@ -58,8 +59,8 @@ def _term_problem(term: object) -> str | None:
 def parse_glossary(text: str, name: str = FILE_NAME) -> tuple[Glossary, list[Problem]]:
     """Parse glossary.yaml; return the glossary and every problem with its line."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yamlio.compose(text)
+        data = yamlio.load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark else 1

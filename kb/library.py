@@ -49,6 +49,21 @@ def document_paths(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.md") if not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
+_PARSED: dict[tuple, tuple] = {}  # (name, text, values) -> parse_document's answer; documents are immutable
+_PARSED_MAX = 2000
+
+
+def _parse(text: str, name: str, values: dict[str, Value]) -> tuple[Document | None, list[Problem]]:
+    """parse_document, remembered per process: a server reloads the library on every publish."""
+    key = (name, text, tuple(sorted((v.name, v.value) for v in values.values())))
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parse_document(text, name, values)
+    document, problems = _PARSED[key]
+    return document, list(problems)
+
+
 def load_library(root: Path) -> Library:
     """Load and validate every document under root."""
     library = Library(root=root)
@@ -64,7 +79,7 @@ def load_library(root: Path) -> Library:
         text, problems = decode(path.read_bytes(), name)
         document = None
         if text is not None:
-            document, problems = parse_document(text, name, library.values)
+            document, problems = _parse(text, name, library.values)
         if document is not None and document.id in first_seen:
             problems.append(
                 Problem(

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from kb import yamlio
 from kb.documents import split_front_matter
 from kb.errors import InputError
 
@@ -230,7 +231,7 @@ def _effective(text: str | None) -> str | None:
     if split is None:
         return None
     try:
-        data = yaml.safe_load(split[0])
+        data = yamlio.load(split[0])
     except yaml.YAMLError:
         return None
     value = data.get("effective") if isinstance(data, dict) else None

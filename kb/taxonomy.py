@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from kb import yamlio
 from kb.errors import Problem
 
 FILE_NAME = "categories.yaml"
@@ -58,8 +59,8 @@ def _line_of(node: yaml.Node | None) -> int:
 def parse_taxonomy(text: str, name: str = FILE_NAME) -> tuple[dict[str, Category], list[Problem]]:
     """Parse the taxonomy file; return categories by id (groups and children) and every problem."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yamlio.compose(text)
+        data = yamlio.load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         return {}, [Problem(name, mark.line + 1 if mark else 1, f"malformed YAML: {getattr(error, 'problem', error)}")]

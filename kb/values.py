@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from kb import yamlio
 from kb.errors import Problem
 
 FILE_NAME = "values.yaml"
@@ -53,8 +54,8 @@ def _format(raw: object) -> str:
 def parse_values(text: str, name: str = FILE_NAME) -> tuple[dict[str, Value], list[Problem]]:
     """Parse values.yaml; return the values by name and every problem with its line."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yamlio.compose(text)
+        data = yamlio.load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         return {}, [Problem(name, mark.line + 1 if mark else 1, f"malformed YAML: {getattr(error, 'problem', error)}")]

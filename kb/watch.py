@@ -18,7 +18,6 @@ import threading
 from pathlib import Path
 
 from kb import audit, repository, store
-from kb.indexing.builder import build_index
 
 log = logging.getLogger(__name__)
 KB_COMMITTER = "kb@kb.invalid"
@@ -71,7 +70,7 @@ class Watcher(threading.Thread):
         head = repository.head(content)
         if head is None or head == self.seen:
             return None
-        report = build_index(content, self.settings["DATA_DIR"], self.settings["EMBEDDING_MODEL"])
+        report = self.workflow.reindex()
         previous, self.seen = self.seen, head
         if report.up_to_date:
             return None

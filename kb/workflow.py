@@ -39,7 +39,7 @@ from kb.accounts import User, has_role
 from kb.diffing import line_diff
 from kb.documents import ID_PATTERN, split_front_matter
 from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, NotFoundError, Problem
-from kb.library import load_library
+from kb.library import Library, load_library
 from kb.lint import check_text
 from kb.values import load_values
 
@@ -113,11 +113,12 @@ def _identity(name: str) -> str:
 class Workflow:
     """Drafts and publishing for one content folder and instance folder."""
 
-    def __init__(self, settings: dict, reindex: Callable[[], object] | None = None):
+    def __init__(self, settings: dict, encoder: Callable[[], object] | None = None):
+        """encoder, if given, returns the encoder that embeds published sections (a server's ONNX encoder)."""
         self.settings = settings
         self.content: Path = settings["CONTENT_DIR"]
         self.data: Path = settings["DATA_DIR"]
-        self._reindex = reindex
+        self._encoder = encoder
 
     # -- storage -------------------------------------------------------------------
     @contextmanager
@@ -162,9 +163,9 @@ class Workflow:
             return [Draft(**dict(r)) for r in db.execute(sql + " ORDER BY updated DESC, id DESC", args)]
 
     # -- checks --------------------------------------------------------------------
-    def path_of(self, sop_id: str, markdown: str | None = None) -> str:
+    def path_of(self, sop_id: str, markdown: str | None = None, library: Library | None = None) -> str:
         """Where an SOP's file lives (relative to the content folder): its current path, else <line>/<id>.md."""
-        library = load_library(self.content)
+        library = library or load_library(self.content)
         if sop_id in library.documents:
             return library.documents[sop_id].path
         line = "all"
@@ -178,15 +179,18 @@ class Workflow:
         """The library's shared values as published now."""
         return load_values(self.content)[0]
 
-    def problems(self, sop_id: str, markdown: str) -> list[Problem]:
+    def problems(self, sop_id: str, markdown: str, library: Library | None = None) -> list[Problem]:
         """Every lint problem of markdown as the new text of sop_id."""
-        library = load_library(self.content)
-        return check_text(library, self.path_of(sop_id, markdown), markdown)
+        library = library or load_library(self.content)
+        return check_text(library, self.path_of(sop_id, markdown, library), markdown)
 
-    def current_revision(self, sop_id: str) -> str | None:
+    def current_revision(self, sop_id: str, library: Library | None = None) -> str | None:
         """The commit that last changed the SOP's file, or None if it has never been published."""
-        path = self.path_of(sop_id)
-        return repository.last_commits(self.content).get(path) if (self.content / path).exists() else None
+        path = self.path_of(sop_id, library=library)
+        if not (self.content / path).exists():
+            return None
+        history = repository.history(self.content, path, limit=1)
+        return history[0].commit if history else None
 
     def _validate(self, sop_id: object, markdown: object, summary: object, base_revision: object) -> list[Problem]:
         if not isinstance(sop_id, str) or not ID_PATTERN.match(sop_id) or len(sop_id) > 80:
@@ -201,13 +205,14 @@ class Workflow:
             raise InputError(f"summary: longer than {MAX_SUMMARY_CHARS} characters", {"field": "summary"})
         if base_revision is not None and (not isinstance(base_revision, str) or not _COMMIT.match(base_revision)):
             raise InputError("base_revision: must be a 40-character commit id or null", {"field": "base_revision"})
-        current = self.current_revision(sop_id)
+        library = load_library(self.content)
+        current = self.current_revision(sop_id, library)
         if base_revision is None and current is not None:
             raise ConflictError(
                 f"base_revision: {sop_id} exists (revision {current}); name the revision the draft starts from",
                 {"field": "base_revision", "current_revision": current},
             )
-        problems = self.problems(sop_id, markdown)
+        problems = self.problems(sop_id, markdown, library)
         errors = [p for p in problems if p.severity == "error"]
         if errors:
             raise DocumentError(errors)
@@ -335,8 +340,9 @@ class Workflow:
             self.recover()
             draft = self.get(draft_id)
             self._move(draft, "in_review", "published")
-            path = self.path_of(draft.sop_id, draft.markdown)
-            current = self.current_revision(draft.sop_id)
+            library = load_library(self.content)
+            path = self.path_of(draft.sop_id, draft.markdown, library)
+            current = self.current_revision(draft.sop_id, library)
             if current != draft.base_revision:
                 base = repository.show(self.content, path, draft.base_revision) if draft.base_revision else ""
                 now = (self.content / path).read_text(encoding="utf-8")
@@ -349,7 +355,7 @@ class Workflow:
                         "diff": line_diff(base or "", now, f"base {draft.base_revision}", f"current {current}"),
                     },
                 )
-            errors = [p for p in self.problems(draft.sop_id, draft.markdown) if p.severity == "error"]
+            errors = [p for p in self.problems(draft.sop_id, draft.markdown, library) if p.severity == "error"]
             if errors:
                 raise DocumentError(errors)
             journal = {
@@ -391,14 +397,12 @@ class Workflow:
         )
         return _git(self.content, "rev-parse", "HEAD").strip()
 
-    def reindex(self) -> None:
-        """Bring the index up to date with the content folder (incremental) and switch generations."""
-        if self._reindex is not None:
-            self._reindex()
-            return
+    def reindex(self):
+        """Bring the index up to date with the content folder (incremental), switch generations; return the report."""
         from kb.indexing.builder import build_index
 
-        build_index(self.content, self.data, self.settings["EMBEDDING_MODEL"])
+        encoder = self._encoder() if self._encoder else None
+        return build_index(self.content, self.data, self.settings["EMBEDDING_MODEL"], encoder=encoder)
 
     def _finish(self, journal: dict, revision: str, recovered: bool = False) -> None:
         with self.db() as db, db:

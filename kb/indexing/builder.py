@@ -168,6 +168,7 @@ def build_index(
     full: bool = False,
     progress: Callable[[str, int, int], Callable[[int], None]] | None = None,
     library: Library | None = None,
+    encoder: object | None = None,
 ) -> BuildReport:
     """Build a new index generation from the content folder and switch to it.
 
@@ -178,6 +179,8 @@ def build_index(
         full: rebuild everything instead of reusing the live generation.
         progress: progress(label, total, already) returns a callback taking increments.
         library: an already loaded library (else loaded from content_dir).
+        encoder: what embeds new sections (default: the torch encoder). A server passes its ONNX query
+            encoder, whose vectors match torch's (cosine >= 0.9999), so that a publish never loads torch.
 
     Returns:
         The build report; report.generation is None if the index was already up to date.
@@ -243,6 +246,7 @@ def build_index(
                 model_id,
                 progress,
                 report,
+                encoder,
             )
             _fsync_tree(target)
             _write_json_atomic(
@@ -267,7 +271,7 @@ def build_index(
 
 
 def _write_generation(
-    target, library, indexed, records, changed, removed, old_dir, data_dir, model, model_id, progress, report
+    target, library, indexed, records, changed, removed, old_dir, data_dir, model, model_id, progress, report, given
 ) -> None:
     target.mkdir(parents=True)
     sections: list[Section] = [s for doc_id in sorted(indexed) for s in chunk_document(indexed[doc_id])]
@@ -281,19 +285,20 @@ def _write_generation(
 
     def encoder():
         if not encoder_holder:
-            encoder_holder.append(embeddings.TorchEncoder(model))
+            encoder_holder.append(given or embeddings.torch_encoder(model))
         return encoder_holder[0]
 
     try:
-        missing = len([h for h in texts if h not in cache.get_many(list(texts))])
+        cached = cache.get_many(list(texts))
+        missing = len([h for h in texts if h not in cached])
         tick = progress("embedding", missing, 0) if (progress and missing) else None
         vectors, report.embedded = embeddings.embed_with_cache(texts, encoder, cache, tick)
     finally:
         cache.close()
     # The ONNX query encoder is exported once per model, while torch is loaded anyway.
-    if encoder_holder or not (embeddings.onnx_folder(data_dir, model) / "meta.json").exists():
+    if (encoder_holder and not given) or not (embeddings.onnx_folder(data_dir, model) / "meta.json").exists():
         try:
-            embeddings.ensure_onnx(data_dir, model, encoder())
+            embeddings.ensure_onnx(data_dir, model, embeddings.torch_encoder(model))
         except Exception as error:  # noqa: BLE001 - queries fall back to torch
             report.problems.append(
                 Problem("(model)", 0, f"ONNX export failed, queries will use torch: {error}", severity="warning")

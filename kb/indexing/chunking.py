@@ -10,6 +10,7 @@ starts on in the file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict, dataclass
 
@@ -56,7 +57,8 @@ class Section:
         return data
 
 
-def chunk_document(document: Document) -> list[Section]:
+@functools.lru_cache(maxsize=512)
+def chunk_document(document: Document) -> tuple[Section, ...]:
     """Split a document into sections at its H2/H3 headings.
 
     Args:
@@ -64,6 +66,7 @@ def chunk_document(document: Document) -> list[Section]:
 
     Returns:
         Sections in document order; an "Overview" section first if text precedes the first heading.
+        Remembered per process (documents and sections are immutable).
     """
     tokens = markdown.parse(document.body)
     found = markdown.headings(tokens)
@@ -97,4 +100,4 @@ def chunk_document(document: Document) -> list[Section]:
                 document.body_line + heading.line,
             )
         )
-    return sections
+    return tuple(sections)

@@ -9,6 +9,7 @@ If the export or the check fails, queries fall back to the torch encoder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -106,6 +107,12 @@ class TorchEncoder:
         if not out:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return normalise(np.vstack(out))
+
+
+@functools.lru_cache(maxsize=2)
+def torch_encoder(model: str = "") -> TorchEncoder:
+    """The process's torch encoder of a model: loaded once, reused by every later build (publishes in a server)."""
+    return TorchEncoder(model)
 
 
 class OnnxEncoder:

@@ -28,7 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update({k: v for k, v in test_config.items() if k.isupper()})
     logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
     searcher_ = Searcher(settings)
-    workflow_ = Workflow(settings)
+    workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
     app.extensions["kb"] = {"searcher": searcher_, "workflow": workflow_, "history": History(settings["CONTENT_DIR"])}
 
     from kb.web import api, auth, authoring, errors, pages

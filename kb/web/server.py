@@ -39,5 +39,7 @@ def run(host: str, port: int, workers: int) -> None:
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "info",
+            # gunicorn's control socket lives in ~/.gunicorn: one per user, so a second kb serve would fail.
+            "control_socket_disable": True,
         }
     ).run()
