@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kb import markdown, repository
 from kb.diffing import diff_html, diff_stats, line_diff
-from kb.documents import parse_document
+from kb.documents import Document, parse_document
 from kb.errors import InputError, NotFoundError
 from kb.values import FILE_NAME as VALUES_FILE
 from kb.values import parse_values
@@ -59,12 +59,17 @@ class History:
             raise NotFoundError(f"{path} has no revision {revision}", {"field": field})
         return text
 
-    def document(self, sop_id: str, path: str, revision: str) -> dict:
-        """One revision in the shape of Searcher.document: metadata, sections, html, markdown, revision."""
+    def parsed(self, path: str, revision: str) -> tuple[str, Document | None, list]:
+        """(text, document, problems) of the file at a revision, with the shared values of that revision."""
         text = self.text(path, revision)
         values_text = repository.show(self.content, VALUES_FILE, revision)
         values = parse_values(values_text)[0] if values_text else {}
         document, problems = parse_document(text, path, values)
+        return text, document, problems
+
+    def document(self, sop_id: str, path: str, revision: str) -> dict:
+        """One revision in the shape of Searcher.document: metadata, sections, html, markdown, revision."""
+        text, document, problems = self.parsed(path, revision)
         if document is None:
             body = text
             meta = {"id": sop_id, "path": path}

@@ -7,6 +7,8 @@ one, so every process serves a new revision without a restart.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import logging
 import os
@@ -18,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kb import markdown
+from kb import markdown, repository
 from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import NotFoundError, QueryError
 from kb.glossary import Glossary
+from kb.history import History
 from kb.indexing import builder, embeddings, fusion
+from kb.indexing.chunking import chunk_document
 from kb.indexing.keyword import Filters, KeywordIndex, keyword_backend
 from kb.indexing.vector import FILE_NAME as VECTORS_FILE
 from kb.indexing.vector import VectorIndex, set_threads
@@ -66,10 +70,13 @@ class Hit:
     score: float
     revision: str | None
     others: tuple[dict, ...] = ()
+    in_force: str | None = None  # with as_of: the date searched for, when an older revision is cited
 
     @property
     def url(self) -> str:
-        """Deep link to the section on the SOP page."""
+        """Deep link to the section on the SOP page (on the cited older revision's page with as_of)."""
+        if self.in_force:
+            return f"/sops/{self.sop_id}/revisions/{self.revision}#{self.anchor}"
         return f"/sops/{self.sop_id}#{self.anchor}"
 
     def to_dict(self) -> dict:
@@ -86,6 +93,7 @@ class Hit:
             "score": round(self.score, 6),
             "revision": self.revision,
             "other_sections": list(self.others),
+            **({"in_force_on": self.in_force} if self.in_force else {}),
         }
 
 
@@ -247,7 +255,12 @@ class Searcher:
 
     # -- searching ---------------------------------------------------------------
     def search(
-        self, query: str, k: int | None = None, mode: str = "hybrid", filters: dict | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str = "hybrid",
+        filters: dict | None = None,
+        as_of: dt.date | None = None,
     ) -> SearchResults:
         """Search the library; one result per SOP, best first.
 
@@ -256,6 +269,8 @@ class Searcher:
             k: how many SOPs to return (default DEFAULT_K).
             mode: hybrid, keyword or semantic.
             filters: optional {"business_line", "category", "type"}.
+            as_of: cite, for each SOP found, the revision in force on that day (SOPs not yet in force are
+                left out). The ranking is the current index's; the cited text and snippet are the old revision's.
 
         Raises:
             QueryError: the request is malformed.
@@ -271,7 +286,33 @@ class Searcher:
         groups = self.rank(gen, prepared, mode, parsed, k)
         terms = {t for text, _ in [(prepared.text, 1.0), *prepared.expansions] for _, _, t in gen.keyword.analyze(text)}
         hits = tuple(self._hit(gen, group, terms) for group in groups)
+        if as_of is not None:
+            hits = tuple(h for h in (self._in_force(gen, hit, as_of, terms) for hit in hits) if h is not None)
         return SearchResults(masked, mode, (time.perf_counter() - started) * 1000, hits)
+
+    def _in_force(self, gen: Generation, hit: Hit, day: dt.date, terms: set[str]) -> Hit | None:
+        """The hit as of a day: unchanged if its current revision was in force, else cited from the older one."""
+        record = gen.documents[hit.sop_id]
+        if dt.date.fromisoformat(record["effective"]) <= day:
+            return hit
+        found = repository.revision_as_of(self.settings["CONTENT_DIR"], record["path"], day)
+        if found is None:
+            return None
+        _, document, _ = History(self.settings["CONTENT_DIR"]).parsed(record["path"], found.commit)
+        sections = {s.anchor: s for s in chunk_document(document)} if document else {}
+        section = sections.get(hit.anchor) or next(iter(sections.values()), None)
+        if section is None:
+            return None
+        snippet = make_snippet(section.text, gen.keyword.analyze, terms)
+        return dataclasses.replace(
+            hit,
+            heading=section.heading,
+            anchor=section.anchor,
+            snippet=snippet,
+            revision=found.commit,
+            others=(),
+            in_force=day.isoformat(),
+        )
 
     def rankings(self, gen: Generation, prepared: PreparedQuery, mode: str, filters: Filters | None) -> dict:
         """Each retriever's ranking for one mode: section (key, score) lists, and SOP ids for "taxonomy"."""

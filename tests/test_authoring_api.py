@@ -231,3 +231,24 @@ def test_review_due_rule():
     due = review_due(docs, today=dt.date(2026, 12, 1))
     assert list(due) == ["x"]
     assert [(d["id"], d["overdue"], d["days_left"]) for d in due["x"]] == [("a", True, -30), ("b", False, 19)]
+
+
+def test_search_as_of_cites_the_revision_in_force_that_day(authoring):
+    plain = full_sop("pay-duplicate-charge", "Duplicate charges", "Zebraquux refunds take ten days.")
+    first = publish(authoring, markdown=plain, summary="Ten days")
+    later = full_sop(
+        "pay-duplicate-charge", "Duplicate charges", "Zebraquux refunds take two days.", effective="2027-01-01"
+    )
+    second = publish(authoring, markdown=later, summary="Two days from January")
+    now = authoring.client.get("/api/v1/search?q=zebraquux+refunds&mode=keyword").get_json()["results"][0]
+    assert now["revision"] == second and "in_force_on" not in now and "two days" in now["snippet"]
+    then = authoring.client.get("/api/v1/search?q=zebraquux+refunds&mode=keyword&as_of=2026-12-15").get_json()
+    hit = then["results"][0]
+    assert hit["revision"] == first and hit["in_force_on"] == "2026-12-15" and "ten days" in hit["snippet"]
+    assert hit["url"].startswith(f"/sops/pay-duplicate-charge/revisions/{first}#")
+    before = authoring.client.post(
+        "/api/v1/search", json={"query": "zebraquux", "mode": "keyword", "as_of": "2020-01-01"}
+    )
+    assert "pay-duplicate-charge" not in [r["sop_id"] for r in before.get_json()["results"]]
+    bad = authoring.client.get("/api/v1/search?q=zebraquux&as_of=soon")
+    assert bad.status_code == 400 and bad.get_json()["error"]["details"]["field"] == "as_of"

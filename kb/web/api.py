@@ -25,8 +25,12 @@ def _int_arg(name: str, value: str | None, default: int) -> int:
         raise QueryError(f"{name}: must be a whole number, got {value[:20]!r}", {"field": name}) from None
 
 
-def _search(query, k, mode, filters):
-    results = searcher().search(query, k, mode, filters)
+def _search(query, k, mode, filters, as_of=None):
+    try:
+        day = parse_day(as_of) if as_of not in (None, "") else None
+    except InputError as error:
+        raise QueryError(error.message, error.details) from None  # search requests answer 400 for bad fields
+    results = searcher().search(query, k, mode, filters, as_of=day)
     log.info(
         "search mode=%s k=%s results=%d took_ms=%.1f query=%r",
         results.mode,
@@ -40,7 +44,7 @@ def _search(query, k, mode, filters):
 
 @bp.get("/api/v1/search")
 def search_get():
-    """Search with query-string parameters q, k, mode, business_line, category, type."""
+    """Search with query-string parameters q, k, mode, business_line, category, type, as_of."""
     args = request.args
     settings = searcher().settings
     filters = {key: args[key] for key in ("business_line", "category", "type") if args.get(key)}
@@ -49,16 +53,17 @@ def search_get():
         _int_arg("k", args.get("k"), settings["DEFAULT_K"]),
         args.get("mode") or "hybrid",
         filters or None,
+        args.get("as_of"),
     )
 
 
 @bp.post("/api/v1/search")
 def search_post():
-    """Search with a JSON body {"query", "k", "mode", "filters"}."""
+    """Search with a JSON body {"query", "k", "mode", "filters", "as_of"}."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise QueryError("body: must be a JSON object with a 'query' field", {"field": "body"})
-    unknown = set(body) - {"query", "k", "mode", "filters"}
+    unknown = set(body) - {"query", "k", "mode", "filters", "as_of"}
     if unknown:
         raise QueryError(f"body: unknown field {sorted(unknown)[0]!r}", {"field": sorted(unknown)[0]})
     return _search(
@@ -66,6 +71,7 @@ def search_post():
         body.get("k", searcher().settings["DEFAULT_K"]),
         body.get("mode", "hybrid"),
         body.get("filters"),
+        body.get("as_of"),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from kb.documents import BUSINESS_LINES, TYPES
-from kb.errors import QueryError
+from kb.errors import InputError, QueryError
+from kb.history import parse_day
 from kb.redaction import mask_pans
 from kb.search import MODES
 from kb.web import searcher
@@ -25,11 +26,13 @@ def search_page():
     form = {key: args.get(key, "") for key in ("business_line", "category", "type")}
     mode = args.get("mode") or "hybrid"
     results, error = None, None
+    as_of = args.get("as_of", "")
     if query.strip():
         filters = {key: value for key, value in form.items() if value}
         try:
-            results = searcher().search(query, None, mode, filters or None)
-        except QueryError as exc:
+            day = parse_day(as_of) if as_of else None
+            results = searcher().search(query, None, mode, filters or None, as_of=day)
+        except (QueryError, InputError) as exc:
             error = exc.message
     gen = searcher().generation
     categories = sorted({c for d in gen.documents.values() for c in d["categories"]})
@@ -38,6 +41,7 @@ def search_page():
         query=query,
         mode=mode,
         form=form,
+        as_of=as_of,
         results=results,
         error=error,
         modes=MODES,
