@@ -9,6 +9,7 @@ and a ``Reviewed-by: Name <email>`` trailer names the approver.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import subprocess
 from dataclasses import asdict, dataclass
@@ -40,6 +41,26 @@ def _git(root: Path, *args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
+
+
+def run_git(root: Path, *args: str, env: dict | None = None, stdin: str | None = None) -> str:
+    """Run git in root for a write (add, commit, checkout); return stdout.
+
+    Raises:
+        RuntimeError: git failed (its message included).
+    """
+    done = subprocess.run(
+        ["git", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=GIT_TIMEOUT,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"git {args[0]} failed: {done.stderr.strip()[:500]}")
+    return done.stdout
 
 
 def last_commits(root: Path) -> dict[str, str]:

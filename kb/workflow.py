@@ -27,7 +27,6 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -79,21 +78,6 @@ def _checkpoint(step: str) -> None:
     """Die here, as a crash would, when a test asks for it."""
     if os.environ.get(CRASH_AT_ENV) == step:
         os._exit(75)
-
-
-def _git(root: Path, *args: str, env: dict | None = None, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=repository.GIT_TIMEOUT,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"git {args[0]} failed: {done.stderr.strip()[:500]}")
-    return done.stdout
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -381,8 +365,8 @@ class Workflow:
         """Commit the file alone: the draft's author as author, the approver as reviewer; return the commit."""
         message = f"{draft.summary}\n\nDraft {draft.id} for {draft.sop_id}.\n\nReviewed-by: {_identity(approver)}\n"
         committer = {"GIT_COMMITTER_NAME": "kb", "GIT_COMMITTER_EMAIL": f"kb@{EMAIL_DOMAIN}"}
-        _git(self.content, "add", "--", path)
-        _git(
+        repository.run_git(self.content, "add", "--", path)
+        repository.run_git(
             self.content,
             "commit",
             "-q",
@@ -395,7 +379,7 @@ class Workflow:
             env=committer,
             stdin=message,
         )
-        return _git(self.content, "rev-parse", "HEAD").strip()
+        return repository.run_git(self.content, "rev-parse", "HEAD").strip()
 
     def reindex(self):
         """Bring the index up to date with the content folder (incremental), switch generations; return the report."""
@@ -411,23 +395,16 @@ class Workflow:
                 "UPDATE drafts SET status = 'published', reviewer = ?, revision = ?, updated = ? WHERE id = ?",
                 (journal["approver"], revision, store.now(), draft.id),
             )
-            details = {"draft": draft.id, "revision": revision, "author": draft.author}
-            audit.record(
-                db,
-                "draft_approved",
-                actor=journal["approver"],
-                target=f"sop:{draft.sop_id}",
-                client=journal["client"],
-                details=details,
-            )
-            audit.record(
-                db,
-                "published",
-                actor=journal["approver"],
-                target=f"sop:{draft.sop_id}",
-                client=journal["client"],
-                details={**details, "recovered": recovered},
-            )
+            details = {"draft": draft.id, "revision": revision, "author": draft.author, "recovered": recovered}
+            for action in ("draft_approved", "published"):
+                audit.record(
+                    db,
+                    action,
+                    actor=journal["approver"],
+                    target=f"sop:{draft.sop_id}",
+                    client=journal["client"],
+                    details=details,
+                )
         (self.data / JOURNAL).unlink(missing_ok=True)
 
     def recover(self) -> str | None:
@@ -446,12 +423,12 @@ class Workflow:
             self._finish(journal, ours, recovered=True)
             return "rolled-forward"
         target = self.content / journal["path"]
-        tracked = _git(self.content, "ls-files", "--", journal["path"]).strip()
+        tracked = repository.run_git(self.content, "ls-files", "--", journal["path"]).strip()
         if tracked:
-            _git(self.content, "reset", "-q", "--", journal["path"])
-            _git(self.content, "checkout", "-q", "--", journal["path"])
+            repository.run_git(self.content, "reset", "-q", "--", journal["path"])
+            repository.run_git(self.content, "checkout", "-q", "--", journal["path"])
         else:
-            _git(self.content, "rm", "-q", "--cached", "--ignore-unmatch", "--", journal["path"])
+            repository.run_git(self.content, "rm", "-q", "--cached", "--ignore-unmatch", "--", journal["path"])
             target.unlink(missing_ok=True)
         with self.db() as db, db:
             row = self._row(db, journal["draft"])
@@ -472,7 +449,7 @@ class Workflow:
         if repository.head(self.content) == journal["old_head"]:
             return None
         since = [f"{journal['old_head']}..HEAD"] if journal["old_head"] else []
-        out = _git(self.content, "log", "--format=%H%x00%B%x01", *since, "--", journal["path"])
+        out = repository.run_git(self.content, "log", "--format=%H%x00%B%x01", *since, "--", journal["path"])
         marker = f"Draft {journal['draft']} for "
         for entry in out.split("\x01"):
             commit, _, body = entry.strip().partition("\x00")

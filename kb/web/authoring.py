@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from kb import audit, markdown
 from kb.accounts import has_role
 from kb.diffing import diff_html
-from kb.documents import BUSINESS_LINES, STATUSES, TYPES, split_front_matter
+from kb.documents import BUSINESS_LINES, FIELDS, STATUSES, TYPES, split_front_matter
 from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, KbError
 from kb.history import parse_day
 from kb.values import resolve
@@ -50,18 +50,7 @@ PCI DSS, privacy and AML points that apply.
 
 - [Refund policy](/sops/policy-refunds)
 """
-FORM_FIELDS = (
-    "id",
-    "title",
-    "type",
-    "business_line",
-    "categories",
-    "owner",
-    "status",
-    "effective",
-    "review_by",
-    "tags",
-)
+FORM_FIELDS = FIELDS  # the editor's form has one field per front-matter field
 
 
 def compose(form: dict) -> str:
