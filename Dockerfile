@@ -9,9 +9,15 @@ COPY kb ./kb
 RUN pip install --no-cache-dir torch==2.13.0 \
  && pip install --no-cache-dir -c constraints.txt .
 COPY sops ./sops
-ENV KB_CONTENT_DIR=/app/sops KB_DATA_DIR=/app/instance KB_HOST=0.0.0.0 KB_PORT=8000 HF_HUB_OFFLINE=1
-# The image holds no .git, so documents report no revision; mount a git checkout at /app/sops for revisions.
-RUN kb index
+# Published history is git history: the library becomes a repository of its own in the image
+# (mount a checkout of your content repository at /app/sops to serve and publish to that instead).
+RUN git -C /app/sops init -q -b main \
+ && git -C /app/sops add -A \
+ && git -C /app/sops -c user.name=kb -c user.email=kb@kb.invalid commit -q -m "Library as shipped in the image"
+# Behind plain HTTP (no TLS) set KB_COOKIE_SECURE=off, or browsers will not send the session cookie.
+ENV KB_CONTENT_DIR=/app/sops KB_DATA_DIR=/app/instance KB_HOST=0.0.0.0 KB_PORT=8000 HF_HUB_OFFLINE=1 HOME=/app/instance
+RUN kb index && chown -R nobody /app/instance /app/sops
 EXPOSE 8000
 USER nobody
+# Add users with: docker exec -it <container> kb users add NAME --role ROLE
 CMD ["kb", "serve"]
