@@ -158,3 +158,10 @@ def test_an_author_edits_and_an_approver_publishes_in_the_browser(authoring, liv
         browser.close()
     log = git(authoring.repo, "log", "-1", "--format=%an|%s|%b")
     assert log.startswith("ann|Two-day glimmerquark refunds|") and "Reviewed-by: bob" in log
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_login_redirects_only_to_local_pages(authoring, target):
+    form = authoring.client.get("/login").get_data(as_text=True)
+    data = {"name": "ann", "password": "ann-password-123", "csrf_token": token(form), "next": target}
+    assert authoring.client.post("/login", data=data).headers["Location"] == "/"

@@ -153,7 +153,7 @@ def login():
     """Log in with a user name and password."""
     error = None
     next_url = request.values.get("next") or url_for("pages.search_page")
-    if not next_url.startswith("/") or next_url.startswith("//"):
+    if not next_url.startswith("/") or next_url.startswith("//") or "\\" in next_url:
         next_url = url_for("pages.search_page")  # only local redirects
     if request.method == "POST":
         name = request.form.get("name", "").strip()
