@@ -134,6 +134,11 @@ def test_an_author_edits_and_an_approver_publishes_in_the_browser(authoring, liv
         page.click("button[type=submit]")
         page.wait_for_selector("#live-preview h2")  # the live preview
         body = page.locator("textarea[name=body]")
+        body.fill("## Purpose\n\nSee [x](/sops/nope).\n")
+        problem = page.locator("#live-problems li[data-line]", has_text="unknown SOP")
+        problem.click()  # selects the line in the editor
+        selected = body.evaluate("box => box.value.slice(box.selectionStart, box.selectionEnd)")
+        assert selected == "See [x](/sops/nope)."
         body.fill(full_sop("x", "x", "Glimmerquark refunds take two days.").split("---\n", 2)[2])
         page.locator("#live-preview", has_text="Glimmerquark").wait_for()  # (CSP forbids evaluating strings)
         assert page.locator("#live-problems li.error").count() == 0
@@ -165,3 +170,12 @@ def test_login_redirects_only_to_local_pages(authoring, target):
     form = authoring.client.get("/login").get_data(as_text=True)
     data = {"name": "ann", "password": "ann-password-123", "csrf_token": token(form), "next": target}
     assert authoring.client.post("/login", data=data).headers["Location"] == "/"
+
+
+def test_repeated_failed_logins_lock_the_name_for_a_while(authoring):
+    for _ in range(5):
+        assert login(authoring.client, "ann", "guess-guess-guess").status_code == 401
+    locked = login(authoring.client, "ann")  # even the right password, for now
+    assert locked.status_code == 429 and "Too many failed log-ins" in locked.get_data(as_text=True)
+    assert authoring.audit(action="login_failed")[0]["details"] == {"locked": True}
+    assert login(authoring.client, "bob").status_code == 303  # other names are not affected

@@ -8,6 +8,7 @@ be forged from another site. Every refusal is written to the audit log.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import time
@@ -21,6 +22,8 @@ from kb.errors import AuthRequiredError, ForbiddenError
 
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
+MAX_FAILED_LOGINS = 5  # failed log-ins for one name within LOCKOUT_SECONDS before it is refused outright
+LOCKOUT_SECONDS = 15 * 60
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 
 
@@ -148,6 +151,14 @@ def denied(user: accounts.User | None, reason: str, target: str | None = None) -
     _audit("permission_denied", actor=user.name if user else None, target=target, outcome="denied", details=details)
 
 
+def _recent_failures(name: str) -> int:
+    """Failed log-ins for a user name in the last LOCKOUT_SECONDS (a guard against guessing passwords)."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=LOCKOUT_SECONDS)
+    with connection() as db:
+        rows = audit.query(db, action="login_failed", target=f"user:{name}", since=since, limit=MAX_FAILED_LOGINS)
+    return sum(1 for row in rows if row["target"] == f"user:{name}")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Log in with a user name and password."""
@@ -156,8 +167,15 @@ def login():
     if not next_url.startswith("/") or next_url.startswith("//") or "\\" in next_url:
         next_url = url_for("pages.search_page")  # only local redirects
     if request.method == "POST":
-        name = request.form.get("name", "").strip()
+        name = request.form.get("name", "").strip()[:64]
         password = request.form.get("password", "")
+        if _recent_failures(name) >= MAX_FAILED_LOGINS:
+            _audit(
+                "login_failed", actor=name or None, target=f"user:{name}", outcome="denied", details={"locked": True}
+            )
+            minutes = LOCKOUT_SECONDS // 60
+            error = f"Too many failed log-ins for this name: try again in {minutes} minutes."
+            return render_template("login.html", error=error, next=next_url), 429
         with connection() as db:
             user = accounts.authenticate(db, name, password)
         if user is None:

@@ -38,6 +38,7 @@ document.addEventListener("DOMContentLoaded", () => {
         item.className = p.severity;
         const where = p.body_line > 0 ? `body line ${p.body_line}` : `front matter line ${p.line}`;
         item.textContent = `${where}${p.field ? ` · ${p.field}` : ""}: ${p.message}`;
+        if (p.body_line > 0) item.dataset.line = p.body_line;
         return item;
       }),
     );
@@ -47,4 +48,18 @@ document.addEventListener("DOMContentLoaded", () => {
     timer = setTimeout(refresh, 300);
   });
   refresh();
+});
+
+// A problem with a body line selects that line in the editor when clicked.
+document.addEventListener("click", (event) => {
+  const item = event.target.closest(".problems li[data-line]");
+  const box = document.querySelector("#editor textarea[name=body]");
+  if (!item || !box) return;
+  const lines = box.value.split("\n");
+  const line = Math.min(Number(item.dataset.line), lines.length);
+  const start = lines.slice(0, line - 1).reduce((n, text) => n + text.length + 1, 0);
+  box.focus();
+  box.setSelectionRange(start, start + lines[line - 1].length);
+  const height = box.scrollHeight / lines.length;
+  box.scrollTop = Math.max(0, (line - 5) * height);
 });
