@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb import markdown, repository
+from kb import markdown
 from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import NotFoundError, QueryError
 from kb.glossary import Glossary
@@ -139,6 +139,14 @@ class Generation:
         glossary = Glossary.from_dict(json.loads((folder / builder.GLOSSARY_FILE).read_text()))
         words = json.loads((folder / builder.VOCABULARY_FILE).read_text())
         self.rewriter = QueryRewriter(glossary, words["library"], self.keyword.analyze, frozenset(words["dictionary"]))
+
+    def sop_of(self, key: str) -> str:
+        """The SOP id of a section key."""
+        return self.sections[self.row_of[key]]["sop_id"]
+
+    def anchor_of(self, key: str) -> str:
+        """The anchor of a section key."""
+        return self.sections[self.row_of[key]]["anchor"]
 
     def taxonomy_ranking(self, vector: np.ndarray, filters: Filters | None) -> list[str]:
         """SOPs ranked by how close the query is to a phrasing of one of their categories."""
@@ -295,10 +303,11 @@ class Searcher:
         record = gen.documents[hit.sop_id]
         if dt.date.fromisoformat(record["effective"]) <= day:
             return hit
-        found = repository.revision_as_of(self.settings["CONTENT_DIR"], record["path"], day)
+        history = History(self.settings["CONTENT_DIR"])
+        found = history.as_of(record["path"], day)
         if found is None:
             return None
-        _, document, _ = History(self.settings["CONTENT_DIR"]).parsed(record["path"], found.commit)
+        _, document, _ = history.parsed(record["path"], found.commit)
         sections = {s.anchor: s for s in chunk_document(document)} if document else {}
         section = sections.get(hit.anchor) or next(iter(sections.values()), None)
         if section is None:
@@ -334,12 +343,13 @@ class Searcher:
         self, gen: Generation, prepared: PreparedQuery, mode: str, filters: Filters | None, k: int | None
     ) -> list[fusion.Group]:
         """The SOPs for one mode, best first, each with its best section; hybrid fuses the retrievers."""
-        found = self.rankings(gen, prepared, mode, filters)
-        sop_of = lambda key: gen.sections[gen.row_of[key]]["sop_id"]  # noqa: E731
+        return self._fused(gen, self.rankings(gen, prepared, mode, filters), mode, k)
+
+    def _fused(self, gen: Generation, found: dict, mode: str, k: int | None) -> list[fusion.Group]:
         if mode != "hybrid":
-            return fusion.collapse(found[mode], sop_of, k)
+            return fusion.collapse(found[mode], gen.sop_of, k)
         sections = {name: found[name] for name in ("keyword", "semantic")}
-        groups = fusion.collapse(fuse_sections(sections, self.settings), sop_of, None)
+        groups = fusion.collapse(fuse_sections(sections, self.settings), gen.sop_of, None)
         rrf_k, weights = self.settings["RRF_K"], fusion_weights(self.settings)
         return fusion.boost(groups, {"taxonomy": found["taxonomy"]}, k=rrf_k, weights=weights)[:k]
 
@@ -356,24 +366,22 @@ class Searcher:
         gen = self.generation
         prepared = gen.rewriter.prepare(strip_pans(query.strip()))
         found = self.rankings(gen, prepared, "hybrid", parsed)
-        sop_of = lambda key: gen.sections[gen.row_of[key]]["sop_id"]  # noqa: E731
-        anchor_of = lambda key: gen.sections[gen.row_of[key]]["anchor"]  # noqa: E731
         rankings: dict[str, list[dict]] = {}
         for name in ("keyword", "semantic"):
-            groups = fusion.collapse(found[name], sop_of, None)
+            groups = fusion.collapse(found[name], gen.sop_of, None)
             rankings[name] = [
-                {"sop_id": g.sop_id, "section": anchor_of(g.best), "score": round(g.score, 4)} for g in groups
+                {"sop_id": g.sop_id, "section": gen.anchor_of(g.best), "score": round(g.score, 4)} for g in groups
             ]
         rankings["taxonomy"] = [{"sop_id": sop_id, "section": None, "score": None} for sop_id in found["taxonomy"]]
         position = {name: {row["sop_id"]: i for i, row in enumerate(rows, 1)} for name, rows in rankings.items()}
         fused = [
             {
                 "sop_id": g.sop_id,
-                "section": anchor_of(g.best),
+                "section": gen.anchor_of(g.best),
                 "score": round(g.score, 4),
                 "ranks": {name: position[name].get(g.sop_id) for name in rankings},
             }
-            for g in self.rank(gen, prepared, "hybrid", parsed, k)
+            for g in self._fused(gen, found, "hybrid", k)
         ]
         return {
             "query": mask_pans(query.strip()),

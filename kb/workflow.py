@@ -131,6 +131,32 @@ class Workflow:
         with self.db() as db:
             return self._row(db, draft_id)
 
+    def readable(self, user: User, draft_id: int) -> Draft:
+        """A draft the user may read: their own, or any for approvers and admins.
+
+        Raises:
+            NotFoundError: no such draft.
+            ForbiddenError: someone else's draft, and the user is no approver.
+        """
+        _require(user, "author")
+        draft = self.get(draft_id)
+        if draft.author != user.name and not has_role(user, "approver"):
+            raise ForbiddenError(f"draft {draft.id} belongs to {draft.author}", {"field": "id"})
+        return draft
+
+    def editable(self, user: User, draft_id: int) -> Draft:
+        """A draft the user may edit or submit: their own (or any, for admins).
+
+        Raises:
+            NotFoundError: no such draft.
+            ForbiddenError: someone else's draft.
+        """
+        _require(user, "author")
+        draft = self.get(draft_id)
+        if draft.author != user.name and not has_role(user, "admin"):
+            raise ForbiddenError(f"only {draft.author}, who wrote draft {draft.id}, may change it", {"field": "id"})
+        return draft
+
     def drafts(self, user: User, status: str | None = None, sop_id: str | None = None) -> list[Draft]:
         """Drafts the user may see, newest first: approvers and admins see all, authors their own."""
         if status is not None and status not in STATUSES:
@@ -244,9 +270,7 @@ class Workflow:
         client: str | None = None,
     ) -> tuple[Draft, list[Problem]]:
         """Change a draft's text, summary or base revision (its author, while it is a draft)."""
-        with self.db() as db:
-            draft = self._row(db, draft_id)
-        self._own(user, draft, "edit")
+        draft = self.editable(user, draft_id)
         if draft.status != "draft":
             raise ConflictError(f"draft {draft.id} is {draft.status}; only a draft can be edited", {"field": "status"})
         markdown = draft.markdown if markdown is None else markdown
@@ -270,8 +294,7 @@ class Workflow:
 
     def submit(self, user: User, draft_id: int, client: str | None = None) -> Draft:
         """Send a draft for review."""
-        draft = self.get(draft_id)
-        self._own(user, draft, "submit")
+        draft = self.editable(user, draft_id)
         self._move(draft, "draft", "in_review")
         problems = [p for p in self.problems(draft.sop_id, draft.markdown) if p.severity == "error"]
         if problems:
@@ -471,11 +494,6 @@ class Workflow:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def _own(self, user: User, draft: Draft, verb: str) -> None:
-        _require(user, "author")
-        if draft.author != user.name and not has_role(user, "admin"):
-            raise ForbiddenError(f"only {draft.author}, who wrote draft {draft.id}, may {verb} it", {"field": "id"})
 
     @staticmethod
     def _move(draft: Draft, expected: str, target: str) -> None:

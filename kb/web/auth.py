@@ -129,8 +129,8 @@ def current_user() -> accounts.User | None:
     return g.get("user")
 
 
-def require(role: str, target: str | None = None) -> accounts.User:
-    """The current user if their role is at least role; else 401 (anonymous) or 403, audited.
+def require(role: str) -> accounts.User:
+    """The current user if their role is at least role; else 401 (anonymous) or 403 (audited by the handler).
 
     Raises:
         AuthRequiredError: nobody is logged in (or no API key was sent).
@@ -140,13 +140,12 @@ def require(role: str, target: str | None = None) -> accounts.User:
     if user is None:
         raise AuthRequiredError(f"log in (or send an API key) as a user with the {role} role", {"field": "user"})
     if not accounts.has_role(user, role):
-        denied(user, f"needs the {role} role", target)
         raise ForbiddenError(f"this needs the {role} role; {user.name} is {user.role}", {"field": "role"})
     return user
 
 
 def denied(user: accounts.User | None, reason: str, target: str | None = None) -> None:
-    """Record a refusal in the audit log."""
+    """Record a refusal in the audit log (the error handler does it for every ForbiddenError)."""
     details = {"reason": reason, "method": request.method, "path": request.path}
     _audit("permission_denied", actor=user.name if user else None, target=target, outcome="denied", details=details)
 

@@ -8,7 +8,6 @@ import yaml
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
 from kb import audit, markdown
-from kb.accounts import has_role
 from kb.diffing import diff_html
 from kb.documents import BUSINESS_LINES, FIELDS, STATUSES, TYPES, split_front_matter
 from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, KbError
@@ -102,6 +101,13 @@ def _body_offset(text: str) -> int:
     return split[2] if split else 0
 
 
+def _render(sop_id: str, text: str) -> str:
+    """A whole file's body as the published page shows it: shared values substituted, then rendered."""
+    split = split_front_matter(text)
+    resolved, _ = resolve(split[1] if split else text, workflow().values(), sop_id)
+    return markdown.render_html(resolved)
+
+
 def _editor(fields: dict, draft=None, sop_id: str | None = None, base: str | None = None, problems=(), error=None):
     categories = sorted(c["id"] for c in searcher().generation.categories if c["parent"])
     return render_template(
@@ -148,11 +154,7 @@ def edit_sop(sop_id: str):
 @bp.get("/drafts/<int:draft_id>/edit")
 def edit_draft(draft_id: int):
     """Go on editing a draft."""
-    user = auth.require("author")
-    draft = workflow().get(draft_id)
-    if draft.author != user.name:
-        auth.denied(user, "not the author", f"draft:{draft.id}")
-        raise ForbiddenError(f"draft {draft.id} belongs to {draft.author}", {"field": "id"})
+    draft = workflow().editable(auth.require("author"), draft_id)
     fields = {**decompose(draft.markdown), "summary": draft.summary}
     return _editor(fields, draft=draft, sop_id=draft.sop_id, base=draft.base_revision)
 
@@ -195,12 +197,9 @@ def preview():
     sop_id = form.get("sop_id") or form.get("id", "").strip() or "new-sop"
     problems = workflow().problems(sop_id, text)
     offset = _body_offset(text)
-    split = split_front_matter(text)
-    body = split[1] if split else text
-    resolved, _ = resolve(body, workflow().values(), sop_id)
     return jsonify(
         {
-            "html": markdown.render_html(resolved),
+            "html": _render(sop_id, text),
             "problems": [{**p.to_dict(), "body_line": p.line - offset} for p in problems],
         }
     )
@@ -217,18 +216,11 @@ def drafts_page():
 @bp.get("/drafts/<int:draft_id>")
 def draft_page(draft_id: int):
     """A draft: rendered preview, problems, the change against its base, and the actions the user may take."""
-    user = auth.require("author")
-    draft = workflow().get(draft_id)
-    if draft.author != user.name and not has_role(user, "approver"):
-        auth.denied(user, "not the author", f"draft:{draft.id}")
-        raise ForbiddenError(f"draft {draft.id} belongs to {draft.author}", {"field": "id"})
-    return _draft_view(draft)
+    return _draft_view(workflow().readable(auth.require("author"), draft_id))
 
 
 def _draft_view(draft, error: str | None = None, conflict: dict | None = None, status: int = 200):
     problems = workflow().problems(draft.sop_id, draft.markdown)
-    split = split_front_matter(draft.markdown)
-    resolved, _ = resolve(split[1] if split else draft.markdown, workflow().values(), draft.sop_id)
     base_text = ""
     if draft.base_revision:
         try:
@@ -238,7 +230,7 @@ def _draft_view(draft, error: str | None = None, conflict: dict | None = None, s
     return render_template(
         "draft.html",
         draft=draft,
-        html=markdown.render_html(resolved),
+        html=_render(draft.sop_id, draft.markdown),
         problems=problems,
         change=diff_html(base_text, draft.markdown, context_lines=3),
         error=error,
@@ -327,7 +319,7 @@ def review_due_page():
 @bp.get("/admin/audit")
 def audit_page():
     """The audit log, filtered (admin only)."""
-    auth.require("admin", "audit")
+    auth.require("admin")
     args = request.args
     filters = {key: args.get(key) or None for key in ("actor", "action", "target", "outcome", "since", "until")}
     error = None

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from kb.errors import AuthRequiredError, KbError
+from kb.errors import AuthRequiredError, ForbiddenError, KbError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ def register(app: Flask) -> None:
     def kb_error(error: KbError):
         if isinstance(error, AuthRequiredError) and not _wants_json() and request.method == "GET":
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), code=303)
+        if isinstance(error, ForbiddenError):
+            from kb.web import auth
+
+            auth.denied(auth.current_user(), error.message)
         if error.http_status >= 500:
             log.error("%s: %s", error.code, error.message)
         return _respond(error.http_status, error.code, error.message, error.details)
