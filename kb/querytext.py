@@ -29,6 +29,7 @@ from rapidfuzz.distance import OSA
 from kb.glossary import Glossary
 
 SYNONYM_WEIGHT = 0.5  # weight of a synonym's terms against the words typed
+MAX_REMEMBERED = 50_000  # corrections remembered per index generation
 MIN_CORRECTED_LENGTH = 5  # shorter words are too often right, or ambiguous
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:['.&/-][A-Za-z0-9]+)*")
@@ -125,6 +126,8 @@ class QueryRewriter:
             limit = _max_edits(lower)
             found = process.extract(lower, self._vocab, scorer=OSA.distance, score_cutoff=limit, limit=20)
             best = min(found, key=lambda item: (item[1], -self.words[item[0]], item[0]), default=None)
+            if len(self._corrections) >= MAX_REMEMBERED:
+                self._corrections.clear()  # bounded: queries are open input
             self._corrections[lower] = best[0] if best else None
         return self._corrections[lower]
 
