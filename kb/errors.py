@@ -8,6 +8,9 @@
     ├── AuthRequiredError        no valid credentials were given (HTTP 401)
     ├── ForbiddenError           the user's role does not allow this, or four-eyes forbids it (HTTP 403)
     ├── ConflictError            the object changed since the caller read it (HTTP 409)
+    ├── TooLargeError            a request body or document is over its size limit (HTTP 413)
+    ├── RateLimitedError         too many requests from one client; carries retry_after seconds (HTTP 429)
+    ├── StorageError             git, SQLite or the disk failed (full disk, a git error) (HTTP 503)
     ├── DocumentError            a document or library file is invalid; carries problems (HTTP 422)
     └── IndexError_              the index is missing or cannot be built / loaded
         └── IndexNotBuiltError   no index generation exists yet
@@ -105,6 +108,31 @@ class ConflictError(KbError):
 
     code = "conflict"
     http_status = 409
+
+
+class TooLargeError(KbError):
+    """A request body or a document is over its size limit."""
+
+    code = "too_large"
+    http_status = 413
+
+
+class RateLimitedError(KbError):
+    """Too many requests from one client (address, key or name) in a window."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int, details: object = None):
+        super().__init__(message, details)
+        self.retry_after = max(1, int(retry_after))
+
+
+class StorageError(KbError):
+    """git, SQLite or the file system failed: nothing was half written, and a retry may succeed."""
+
+    code = "storage_error"
+    http_status = 503
 
 
 @dataclass
