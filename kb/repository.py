@@ -19,7 +19,7 @@ import yaml
 
 from kb import yamlio
 from kb.documents import split_front_matter
-from kb.errors import InputError
+from kb.errors import InputError, StorageError
 
 GIT_TIMEOUT = 60
 HISTORY_LIMIT = 200
@@ -32,35 +32,53 @@ _LOG_FORMAT = _FIELD.join(
 )
 
 
-def _git(root: Path, *args: str) -> str | None:
-    """Run git in root; return stdout, or None when root is not in a git work tree."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+def run_git(
+    root: Path,
+    *args: str,
+    env: dict | None = None,
+    stdin: str | bytes | None = None,
+    check: bool = True,
+    text: bool = True,
+) -> str | bytes | None:
+    """The one git runner: run git in root with a fixed argument list (no shell) and return its stdout.
 
-
-def run_git(root: Path, *args: str, env: dict | None = None, stdin: str | None = None) -> str:
-    """Run git in root for a write (add, commit, checkout); return stdout.
+    Args:
+        root: the folder git runs in (``git -C root``).
+        args: git's arguments.
+        env: variables added to the environment (for example the committer).
+        stdin: what git reads on standard input.
+        check: raise on failure (writes); with False, a failure returns None (reads: not a repository, no commits).
+        text: decode stdout as UTF-8 (invalid bytes replaced); with False, return bytes.
 
     Raises:
-        RuntimeError: git failed (its message included).
+        StorageError: with check, git failed, timed out or could not start (its message included).
     """
-    done = subprocess.run(
-        ["git", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=GIT_TIMEOUT,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+    if isinstance(stdin, str):
+        stdin = stdin.encode("utf-8")
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            input=stdin,
+            timeout=GIT_TIMEOUT,
+            check=False,
+            env={**os.environ, **env} if env else None,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        if check:
+            raise StorageError(f"git {args[0]} could not run: {error}", {"command": f"git {args[0]}"}) from error
+        return None
     if done.returncode != 0:
-        raise RuntimeError(f"git {args[0]} failed: {done.stderr.strip()[:500]}")
-    return done.stdout
+        if check:
+            message = done.stderr.decode("utf-8", errors="replace").strip()[:500]
+            raise StorageError(f"git {args[0]} failed: {message}", {"command": f"git {args[0]}"})
+        return None
+    return done.stdout.decode("utf-8", errors="replace") if text else done.stdout
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """A read: git's stdout as text, or None when it fails."""
+    return run_git(root, *args, check=False)
 
 
 def last_commits(root: Path) -> dict[str, str]:
@@ -149,7 +167,7 @@ def history(root: Path, path: str, limit: int | None = HISTORY_LIMIT) -> list[Re
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InputError("limit must be a positive integer", {"field": "limit"})
         args.append(f"--max-count={limit}")
-    out = _run(root, *args, "--", path)
+    out = run_git(root, *args, "--", path, check=False, text=False)
     if not out:
         return []
     records = out.decode("utf-8", errors="replace").split("\0")
@@ -183,7 +201,9 @@ def changed_files(root: Path, old: str, new: str) -> list[str]:
     for field, commit in (("old", old), ("new", new)):
         if _git(root, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}") is None:
             raise InputError(f"{field} names no commit in the content repository", {"field": field})
-    out = _run(root, "diff", "-z", "--name-only", "--no-renames", "--relative", old, new, "--", ".")
+    out = run_git(
+        root, "diff", "-z", "--name-only", "--no-renames", "--relative", old, new, "--", ".", check=False, text=False
+    )
     return sorted(name for name in (out or b"").decode("utf-8", errors="replace").split("\0") if name)
 
 
@@ -209,17 +229,6 @@ def _parse_log_entry(record: str) -> dict:
     }
 
 
-def _run(root: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
-    """Run git in root and return its raw stdout; None when it fails or root is not in a git work tree."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], input=stdin, capture_output=True, timeout=GIT_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
 def _read_blobs(root: Path, wanted: list[tuple[str, str]]) -> list[str | None]:
     """Read the files (commit, path relative to root) with one `git cat-file --batch`; None for missing ones."""
     if not wanted:
@@ -228,7 +237,7 @@ def _read_blobs(root: Path, wanted: list[tuple[str, str]]) -> list[str | None]:
     out = None
     if prefix is not None:
         query = "".join(f"{commit}:{prefix.strip()}{path}\n" for commit, path in wanted)
-        out = _run(root, "cat-file", "--batch", stdin=query.encode())
+        out = run_git(root, "cat-file", "--batch", stdin=query, check=False, text=False)
     if out is None:
         return [None] * len(wanted)
     at, blobs = 0, []

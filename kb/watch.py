@@ -6,35 +6,34 @@ runs an incremental build, which indexes the valid documents, skips and reports
 the invalid ones, and switches the generation that every process then serves.
 Builds are serialised by the build lock, so when several processes see the same
 commit, one builds and the others find the index up to date. The watcher also
-finishes a publish that a crashed process left half done (kb.workflow).
+finishes a publish that a crashed process left half done (kb.publishing).
+
+A file that fails validation is skipped, logged and audited
+(``external_change``, outcome ``failed``, naming the file and its problems)
+once per commit; the rest of the library keeps serving. A tick that fails
+(git, the disk, a build) is logged and retried on the next tick.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import subprocess
 import threading
+from contextlib import closing
 from pathlib import Path
 
 from kb import audit, repository, store
+from kb.errors import KbError
+from kb.publishing import KB_COMMITTER
 
 log = logging.getLogger(__name__)
-KB_COMMITTER = "kb@kb.invalid"
 
 
 def outside_commits(content: Path, old: str | None, new: str) -> list[dict]:
     """Commits between old and new that kb did not make (its commits have kb as committer)."""
     span = f"{old}..{new}" if old else new
-    done = subprocess.run(
-        ["git", "-C", str(content), "log", "--format=%H%x00%ce%x00%an%x00%s", span, "--", "."],
-        capture_output=True,
-        text=True,
-        timeout=repository.GIT_TIMEOUT,
-        check=False,
-    )
+    out = repository.run_git(content, "log", "--format=%H%x00%ce%x00%an%x00%s", span, "--", ".", check=False)
     commits = []
-    for line in done.stdout.splitlines():
+    for line in (out or "").splitlines():
         commit, committer, author, subject = (line.split("\x00") + ["", "", ""])[:4]
         if committer != KB_COMMITTER:
             commits.append({"commit": commit, "author": author, "summary": subject})
@@ -56,6 +55,8 @@ class Watcher(threading.Thread):
         while not self._stopping.wait(self.interval):
             try:
                 self.tick()
+            except KbError as error:
+                log.error("watching the content repository failed, retrying next tick: %s", error.message)
             except Exception:  # noqa: BLE001 - the watcher must outlive a bad build
                 log.exception("watching the content repository failed")
 
@@ -72,43 +73,33 @@ class Watcher(threading.Thread):
             return None
         report = self.workflow.reindex()
         previous, self.seen = self.seen, head
-        if report.up_to_date:
-            return None
-        outside = outside_commits(content, previous, head) if previous else []
         for problem in report.problems:
             log.warning("content change: %s: %s", problem.severity, problem)
+        for name in report.skipped:
+            log.error("content %s is invalid and was skipped; the other documents serve (see `kb lint`)", name)
+        outside = outside_commits(content, previous, head) if previous else []
         if outside:
-            details = {
-                "commits": outside[:20],
-                "changed": report.changed,
-                "removed": report.removed,
-                "skipped": report.skipped,
-                "problems": [str(p) for p in report.problems if p.severity == "error"][:50],
-            }
-            db = store.connect(self.settings["DATA_DIR"])
-            try:
-                with db:
-                    outcome = "failed" if report.skipped else "ok"
-                    audit.record(
-                        db, "external_change", actor="git", target=f"commit:{head}", outcome=outcome, details=details
-                    )
-            finally:
-                db.close()
-        return report.to_dict()
+            self._audit(head, outside, report)
+        return None if report.up_to_date else report.to_dict()
+
+    def _audit(self, head: str, outside: list[dict], report) -> None:
+        """Record outside commits once (every process sees them; the first to get here writes the row)."""
+        details = {
+            "commits": outside[:20],
+            "changed": report.changed,
+            "removed": report.removed,
+            "skipped": report.skipped,
+            "problems": [str(p) for p in report.problems if p.severity == "error"][:50],
+        }
+        target = f"commit:{head}"
+        with closing(store.connect(self.settings["DATA_DIR"])) as db, store.transaction(db):
+            if any(row["target"] == target for row in audit.query(db, action="external_change", target=target)):
+                return
+            outcome = "failed" if report.skipped else "ok"
+            audit.record(db, "external_change", actor="git", target=target, outcome=outcome, details=details)
 
     def _recover_if_idle(self) -> None:
         """Finish an interrupted publish, unless a publish is running now (its lock is held)."""
-        data = self.settings["DATA_DIR"]
-        if not (data / "publish.json").exists():
-            return
-        with open(data / ".publish.lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return
-            try:
-                outcome = self.workflow.recover()
-                if outcome:
-                    log.warning("an interrupted publish was %s", outcome)
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        outcome = self.workflow.publisher.recover_if_idle()
+        if outcome:
+            log.warning("an interrupted publish was %s", outcome)

@@ -8,26 +8,19 @@ Drafts live in SQLite (kb.store), apart from published content: they are never
 indexed, so agents never see them. Publishing writes the file, commits it to
 the content repository (the draft's author as commit author, the approver in a
 ``Reviewed-by:`` trailer, the change summary as the message), reindexes
-incrementally and switches the index generation.
+incrementally and switches the index generation: that step, its journal, lock
+and crash recovery live in :mod:`kb.publishing`. Publishes run one at a time,
+so two concurrent publishes of different SOPs both land, one after the other.
 
-A publish is crash-safe through a journal (``publish.json`` in the instance
-folder), written before the file is touched and removed when the draft is
-marked published. :meth:`Workflow.recover` finishes or undoes an interrupted
-publish: if the commit landed, the index is rebuilt and the draft marked
-published (roll forward); if it did not, the working tree is restored (roll
-back). Publishes run one at a time under a lock, so two concurrent publishes of
-different SOPs both land, one after the other.
+Free text (summaries, return comments) goes through :func:`kb.redaction.redact`
+before it is stored: a commit message never holds a card number.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import json
-import os
 import re
 import sqlite3
-import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -40,15 +33,14 @@ from kb.documents import ID_PATTERN, split_front_matter
 from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, NotFoundError, Problem
 from kb.library import Library, load_library
 from kb.lint import check_text
+from kb.publishing import Publisher
+from kb.redaction import redact
 from kb.values import load_values
 
 STATUSES = ("draft", "in_review", "published")
-JOURNAL = "publish.json"
 MAX_MARKDOWN_CHARS = 200_000
 MAX_SUMMARY_CHARS = 200
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-EMAIL_DOMAIN = "kb.invalid"  # users have no e-mail address; commits name them as <name>@kb.invalid
-CRASH_AT_ENV = "KBTEST_CRASH_AT"  # tests kill the publishing process at a named step
 
 
 @dataclass(frozen=True)
@@ -74,26 +66,6 @@ class Draft:
         return asdict(self)
 
 
-def _checkpoint(step: str) -> None:
-    """Die here, as a crash would, when a test asks for it."""
-    if os.environ.get(CRASH_AT_ENV) == step:
-        os._exit(75)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _identity(name: str) -> str:
-    return f"{name} <{name}@{EMAIL_DOMAIN}>"
-
-
 class Workflow:
     """Drafts and publishing for one content folder and instance folder."""
 
@@ -103,6 +75,7 @@ class Workflow:
         self.content: Path = settings["CONTENT_DIR"]
         self.data: Path = settings["DATA_DIR"]
         self._encoder = encoder
+        self.publisher = Publisher(self.content, self.data, self.reindex)
 
     # -- storage -------------------------------------------------------------------
     @contextmanager
@@ -252,7 +225,7 @@ class Workflow:
             cursor = db.execute(
                 "INSERT INTO drafts (sop_id, base_revision, markdown, summary, author, status, restored_from, "
                 "created, updated) VALUES (?, ?, ?, ?, ?, 'draft', ?, ?, ?)",
-                (sop_id, base_revision, markdown, summary.strip(), user.name, restored_from, stamp, stamp),
+                (sop_id, base_revision, markdown, redact(summary.strip()), user.name, restored_from, stamp, stamp),
             )
             draft = self._row(db, cursor.lastrowid)
             action = "restored" if restored_from else "draft_created"
@@ -280,7 +253,7 @@ class Workflow:
         with self.db() as db, db:
             db.execute(
                 "UPDATE drafts SET markdown = ?, summary = ?, base_revision = ?, updated = ? WHERE id = ?",
-                (markdown, summary.strip(), base, store.now(), draft.id),
+                (markdown, redact(summary.strip()), base, store.now(), draft.id),
             )
             audit.record(
                 db,
@@ -311,7 +284,7 @@ class Workflow:
         draft = self.get(draft_id)
         self._move(draft, "in_review", "draft")
         return self._set(
-            draft, user, "draft_returned", client, status="draft", comment=comment.strip(), reviewer=user.name
+            draft, user, "draft_returned", client, status="draft", comment=redact(comment.strip()), reviewer=user.name
         )
 
     def restore(self, user: User, sop_id: str, revision: object, client: str | None = None) -> Draft:
@@ -343,9 +316,11 @@ class Workflow:
         if draft.author == user.name:
             raise ForbiddenError("four-eyes: nobody approves their own draft", {"field": "approver"})
         self._move(draft, "in_review", "published")
-        with self._publish_lock():
-            self.recover()
+        with self.publisher.lock():
+            self.publisher.recover()
             draft = self.get(draft_id)
+            if draft.status == "published" and draft.reviewer == user.name:
+                return draft.revision  # an earlier attempt of this approval landed and recovery finished it
             self._move(draft, "in_review", "published")
             library = load_library(self.content)
             path = self.path_of(draft.sop_id, draft.markdown, library)
@@ -365,44 +340,7 @@ class Workflow:
             errors = [p for p in self.problems(draft.sop_id, draft.markdown, library) if p.severity == "error"]
             if errors:
                 raise DocumentError(errors)
-            journal = {
-                "draft": draft.id,
-                "path": path,
-                "old_head": repository.head(self.content),
-                "approver": user.name,
-                "client": client,
-            }
-            self._write_journal(journal)
-            _checkpoint("journal")
-            _write_atomic(self.content / path, draft.markdown)
-            _checkpoint("written")
-            revision = self._commit(path, draft, user.name)
-            _checkpoint("committed")
-            self.reindex()
-            _checkpoint("indexed")
-            self._finish(journal, revision)
-            _checkpoint("recorded")
-        return revision
-
-    def _commit(self, path: str, draft: Draft, approver: str) -> str:
-        """Commit the file alone: the draft's author as author, the approver as reviewer; return the commit."""
-        message = f"{draft.summary}\n\nDraft {draft.id} for {draft.sop_id}.\n\nReviewed-by: {_identity(approver)}\n"
-        committer = {"GIT_COMMITTER_NAME": "kb", "GIT_COMMITTER_EMAIL": f"kb@{EMAIL_DOMAIN}"}
-        repository.run_git(self.content, "add", "--", path)
-        repository.run_git(
-            self.content,
-            "commit",
-            "-q",
-            "--no-verify",
-            f"--author={_identity(draft.author)}",
-            "-F",
-            "-",
-            "--",
-            path,
-            env=committer,
-            stdin=message,
-        )
-        return repository.run_git(self.content, "rev-parse", "HEAD").strip()
+            return self.publisher.publish(draft, path, user.name, client)
 
     def reindex(self):
         """Bring the index up to date with the content folder (incremental), switch generations; return the report."""
@@ -411,90 +349,12 @@ class Workflow:
         encoder = self._encoder() if self._encoder else None
         return build_index(self.content, self.data, self.settings["EMBEDDING_MODEL"], encoder=encoder)
 
-    def _finish(self, journal: dict, revision: str, recovered: bool = False) -> None:
-        with self.db() as db, db:
-            draft = self._row(db, journal["draft"])
-            db.execute(
-                "UPDATE drafts SET status = 'published', reviewer = ?, revision = ?, updated = ? WHERE id = ?",
-                (journal["approver"], revision, store.now(), draft.id),
-            )
-            details = {"draft": draft.id, "revision": revision, "author": draft.author, "recovered": recovered}
-            for action in ("draft_approved", "published"):
-                audit.record(
-                    db,
-                    action,
-                    actor=journal["approver"],
-                    target=f"sop:{draft.sop_id}",
-                    client=journal["client"],
-                    details=details,
-                )
-        (self.data / JOURNAL).unlink(missing_ok=True)
-
     def recover(self) -> str | None:
-        """Finish or undo an interrupted publish; return "rolled-forward", "rolled-back" or None."""
-        path = self.data / JOURNAL
-        try:
-            journal = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        if self.get(journal["draft"]).status == "published":  # died after recording, before removing the journal
-            path.unlink(missing_ok=True)
-            return "rolled-forward"
-        ours = self._published_commit(journal)
-        if ours is not None:
-            self.reindex()
-            self._finish(journal, ours, recovered=True)
-            return "rolled-forward"
-        target = self.content / journal["path"]
-        tracked = repository.run_git(self.content, "ls-files", "--", journal["path"]).strip()
-        if tracked:
-            repository.run_git(self.content, "reset", "-q", "--", journal["path"])
-            repository.run_git(self.content, "checkout", "-q", "--", journal["path"])
-        else:
-            repository.run_git(self.content, "rm", "-q", "--cached", "--ignore-unmatch", "--", journal["path"])
-            target.unlink(missing_ok=True)
-        with self.db() as db, db:
-            row = self._row(db, journal["draft"])
-            audit.record(
-                db,
-                "publish_failed",
-                actor=journal["approver"],
-                target=f"sop:{row.sop_id}",
-                outcome="failed",
-                client=journal["client"],
-                details={"draft": row.id, "rolled_back": True},
-            )
-        path.unlink(missing_ok=True)
-        return "rolled-back"
-
-    def _published_commit(self, journal: dict) -> str | None:
-        """The commit an interrupted publish made, if it landed: after old_head, touching the path, naming the draft."""
-        if repository.head(self.content) == journal["old_head"]:
-            return None
-        since = [f"{journal['old_head']}..HEAD"] if journal["old_head"] else []
-        out = repository.run_git(self.content, "log", "--format=%H%x00%B%x01", *since, "--", journal["path"])
-        marker = f"Draft {journal['draft']} for "
-        for entry in out.split("\x01"):
-            commit, _, body = entry.strip().partition("\x00")
-            if commit and marker in body:
-                return commit
-        return None
+        """Finish or undo an interrupted publish (see kb.publishing); return what was done, or None."""
+        with self.publisher.lock():
+            return self.publisher.recover()
 
     # -- helpers -------------------------------------------------------------------
-    def _write_journal(self, journal: dict) -> None:
-        self.data.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.data / JOURNAL, json.dumps(journal))
-
-    @contextmanager
-    def _publish_lock(self):
-        self.data.mkdir(parents=True, exist_ok=True)
-        with open(self.data / ".publish.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
     @staticmethod
     def _move(draft: Draft, expected: str, target: str) -> None:
         if draft.status != expected:

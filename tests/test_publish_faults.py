@@ -10,9 +10,10 @@ import time
 import pytest
 
 from kb import accounts, store
+from kb.publishing import CRASH_AT_ENV, JOURNAL
 from kb.search import Searcher
 from kb.watch import Watcher
-from kb.workflow import CRASH_AT_ENV, JOURNAL, Workflow
+from kb.workflow import Workflow
 from tests.conftest import ROOT, commit_all, full_sop, git, make_sop
 
 TEXT = full_sop("pay-duplicate-charge", "Duplicate charges", "Zebraquux settlements are refunded within five days.")

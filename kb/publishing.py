@@ -1,0 +1,225 @@
+"""Publishing a draft: write the file, commit it, reindex, record, crash-safe through a journal.
+
+A publish is one step of :mod:`kb.workflow` (approve), run under the publish
+lock so publishes happen one at a time. Its journal (``publish.json`` in the
+instance folder) is written before the file is touched and removed when the
+draft is marked published::
+
+    journal -> write file -> git add + commit -> reindex + switch -> mark published -> remove journal
+
+:meth:`Publisher.recover` finishes or undoes an interrupted publish: if the
+commit landed, the index is rebuilt and the draft marked published (roll
+forward); if it did not, the working tree is restored (roll back). A publish
+that fails while running (a full disk, git refusing) is rolled back at once
+when its commit has not landed; whatever cannot be undone now is left to
+recover(), which the next publish and every watcher tick run first. Either
+way the old revision keeps serving and nothing is half written.
+
+Tests kill the publishing process at a named step (``KBTEST_CRASH_AT``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from kb import audit, repository, store
+from kb.errors import KbError, StorageError
+from kb.files import atomic_write, file_lock
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "publish.json"
+LOCK = ".publish.lock"
+EMAIL_DOMAIN = "kb.invalid"  # users have no e-mail address; commits name them as <name>@kb.invalid
+KB_COMMITTER = f"kb@{EMAIL_DOMAIN}"  # every commit kb makes has this committer
+CRASH_AT_ENV = "KBTEST_CRASH_AT"  # tests kill the publishing process at a named step
+
+
+def identity(name: str) -> str:
+    """A user as git names a person: ``name <name@kb.invalid>``."""
+    return f"{name} <{name}@{EMAIL_DOMAIN}>"
+
+
+def _checkpoint(step: str) -> None:
+    """Die here, as a crash would, when a test asks for it."""
+    if os.environ.get(CRASH_AT_ENV) == step:
+        os._exit(75)
+
+
+class Publisher:
+    """The publish step for one content repository and instance folder."""
+
+    def __init__(self, content: Path, data: Path, reindex: Callable[[], object]):
+        """reindex brings the index up to date with the content folder and switches generations."""
+        self.content = content
+        self.data = data
+        self.reindex = reindex
+
+    @property
+    def journal_path(self) -> Path:
+        """Where the journal of a publish under way is kept."""
+        return self.data / JOURNAL
+
+    @contextmanager
+    def lock(self, blocking: bool = True) -> Iterator[bool]:
+        """Hold the publish lock (one publish or recovery at a time, across processes)."""
+        with file_lock(self.data / LOCK, blocking=blocking) as held:
+            yield held
+
+    def publish(self, draft, path: str, approver: str, client: str | None) -> str:
+        """Publish draft (a kb.workflow.Draft in review) as the file at path; return the new revision.
+
+        Call it under :meth:`lock`, after the checks (four-eyes, base revision, lint).
+
+        Raises:
+            StorageError: the disk, git or the index failed; the old revision still serves.
+        """
+        journal = {
+            "draft": draft.id,
+            "path": path,
+            "old_head": repository.head(self.content),
+            "approver": approver,
+            "client": client,
+        }
+        atomic_write(self.journal_path, json.dumps(journal))
+        _checkpoint("journal")
+        committed = False
+        try:
+            atomic_write(self.content / path, draft.markdown)
+            _checkpoint("written")
+            revision = self._commit(path, draft, approver)
+            committed = True
+            _checkpoint("committed")
+            self.reindex()
+            _checkpoint("indexed")
+            self._finish(journal, revision)
+            _checkpoint("recorded")
+        except Exception as error:
+            self._failed(journal, committed, error)
+            if isinstance(error, KbError):
+                raise
+            raise StorageError(f"publishing failed: {error}", {"field": "draft"}) from error
+        return revision
+
+    def _failed(self, journal: dict, committed: bool, error: Exception) -> None:
+        """Undo a publish that failed before its commit landed; leave a landed one for recover()."""
+        log.error("publishing draft %s failed: %s", journal["draft"], error)
+        if committed:
+            return  # the commit is in git: recover() rolls forward once the index can be built
+        try:
+            self._roll_back(journal)
+        except KbError as undo:
+            log.error("rolling back draft %s failed, recovery will retry: %s", journal["draft"], undo)
+
+    def _commit(self, path: str, draft, approver: str) -> str:
+        """Commit the file alone: the draft's author as author, the approver as reviewer; return the commit."""
+        message = f"{draft.summary}\n\nDraft {draft.id} for {draft.sop_id}.\n\nReviewed-by: {identity(approver)}\n"
+        committer = {"GIT_COMMITTER_NAME": "kb", "GIT_COMMITTER_EMAIL": KB_COMMITTER}
+        repository.run_git(self.content, "add", "--", path)
+        repository.run_git(
+            self.content,
+            "commit",
+            "-q",
+            "--no-verify",
+            f"--author={identity(draft.author)}",
+            "-F",
+            "-",
+            "--",
+            path,
+            env=committer,
+            stdin=message,
+        )
+        return repository.run_git(self.content, "rev-parse", "HEAD").strip()
+
+    def _finish(self, journal: dict, revision: str, recovered: bool = False) -> None:
+        """Mark the draft published, audit the approval and the publish, and remove the journal."""
+        with closing(store.connect(self.data)) as db, db:
+            row = db.execute("SELECT sop_id, author FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
+            db.execute(
+                "UPDATE drafts SET status = 'published', reviewer = ?, revision = ?, updated = ? WHERE id = ?",
+                (journal["approver"], revision, store.now(), journal["draft"]),
+            )
+            details = {"draft": journal["draft"], "revision": revision, "author": row["author"], "recovered": recovered}
+            for action in ("draft_approved", "published"):
+                audit.record(
+                    db,
+                    action,
+                    actor=journal["approver"],
+                    target=f"sop:{row['sop_id']}",
+                    client=journal["client"],
+                    details=details,
+                )
+        self.journal_path.unlink(missing_ok=True)
+
+    def recover(self) -> str | None:
+        """Finish or undo an interrupted publish (call under the lock); return "rolled-forward", "rolled-back" or None.
+
+        Raises:
+            StorageError: the publish can be neither finished nor undone yet (for example the disk is still full).
+        """
+        try:
+            journal = json.loads(self.journal_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise StorageError(f"the publish journal {JOURNAL} cannot be read: {error}") from error
+        with closing(store.connect(self.data)) as db:
+            row = db.execute("SELECT status FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
+        if row is None or row["status"] == "published":  # died after recording, before removing the journal
+            self.journal_path.unlink(missing_ok=True)
+            return "rolled-forward"
+        ours = self._published_commit(journal)
+        if ours is not None:
+            self.reindex()
+            self._finish(journal, ours, recovered=True)
+            return "rolled-forward"
+        self._roll_back(journal)
+        return "rolled-back"
+
+    def recover_if_idle(self) -> str | None:
+        """recover(), unless a publish is running now (its lock is held): for the watcher."""
+        if not self.journal_path.exists():
+            return None
+        with self.lock(blocking=False) as held:
+            return self.recover() if held else None
+
+    def _roll_back(self, journal: dict) -> None:
+        """Restore the file as it was at the last commit, audit the failure and remove the journal."""
+        path = journal["path"]
+        tracked = repository.run_git(self.content, "ls-files", "--", path).strip()
+        if tracked:
+            repository.run_git(self.content, "reset", "-q", "--", path)
+            repository.run_git(self.content, "checkout", "-q", "--", path)
+        else:
+            repository.run_git(self.content, "rm", "-q", "--cached", "--ignore-unmatch", "--", path)
+            (self.content / path).unlink(missing_ok=True)
+        with closing(store.connect(self.data)) as db, db:
+            row = db.execute("SELECT sop_id FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
+            audit.record(
+                db,
+                "publish_failed",
+                actor=journal["approver"],
+                target=f"sop:{row['sop_id']}" if row else None,
+                outcome="failed",
+                client=journal["client"],
+                details={"draft": journal["draft"], "rolled_back": True},
+            )
+        self.journal_path.unlink(missing_ok=True)
+
+    def _published_commit(self, journal: dict) -> str | None:
+        """The commit an interrupted publish made, if it landed: after old_head, touching the path, naming the draft."""
+        if repository.head(self.content) == journal["old_head"]:
+            return None
+        since = [f"{journal['old_head']}..HEAD"] if journal["old_head"] else []
+        out = repository.run_git(self.content, "log", "--format=%H%x00%B%x01", *since, "--", journal["path"])
+        marker = f"Draft {journal['draft']} for "
+        for entry in out.split("\x01"):
+            commit, _, body = entry.strip().partition("\x00")
+            if commit and marker in body:
+                return commit
+        return None
