@@ -1,203 +1,44 @@
 """The Searcher: the one facade the web app and the CLI use to search and read.
 
-A Searcher loads the live index generation and, before each call, checks the
-manifest (one stat); when a build has switched generations it loads the new
-one, so every process serves a new revision without a restart.
+A Searcher serves the generation kb.indexing.served.LiveIndex chooses: before
+each call it stats the manifest and the index folder, and when a build has
+switched generations it loads the new one, so every process serves a new
+revision without a restart. A damaged generation is skipped for the newest good
+one (health() says degraded, with the reason). When the query encoder fails,
+search answers from keywords alone with results.degraded set, never a 500.
+Request checks and result shapes are kb.results'; reading is kb.catalog's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
-import os
-import re
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kb import markdown
-from kb.documents import BUSINESS_LINES, TYPES
-from kb.errors import NotFoundError, QueryError
-from kb.glossary import Glossary
+from kb import catalog
+from kb.errors import IndexError_
 from kb.history import History
-from kb.indexing import builder, embeddings, fusion
+from kb.indexing import embeddings, fusion
 from kb.indexing.chunking import chunk_document
-from kb.indexing.keyword import Filters, KeywordIndex, keyword_backend
-from kb.indexing.vector import FILE_NAME as VECTORS_FILE
-from kb.indexing.vector import VectorIndex, set_threads
-from kb.querytext import PreparedQuery, QueryRewriter
-from kb.redaction import mask_pans, strip_pans
+from kb.indexing.generation import KEYWORD_BACKEND, REBUILD_HINT
+from kb.indexing.keyword import Filters, keyword_backend
+from kb.indexing.served import Generation, LiveIndex
+from kb.indexing.vector import set_threads
+from kb.querytext import PreparedQuery
+from kb.redaction import redact, strip_pans
+from kb.results import MODES, Hit, SearchResults, validate_request
 from kb.snippets import make_snippet
+
+__all__ = ["MODES", "Searcher", "fuse_sections", "fusion_weights", "validate_request"]
 
 log = logging.getLogger(__name__)
 
-MODES = ("hybrid", "keyword", "semantic")
-METADATA_KEYS = (
-    "id",
-    "title",
-    "type",
-    "business_line",
-    "categories",
-    "owner",
-    "status",
-    "effective",
-    "review_by",
-    "tags",
-    "path",
-    "revision",
-)
-_CATEGORY = re.compile(r"^[a-z0-9-]+(/[a-z0-9-]+)?$")
-_SOP_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One SOP in the results, cited by its best section."""
-
-    sop_id: str
-    title: str
-    type: str
-    business_line: str
-    categories: tuple[str, ...]
-    heading: str
-    anchor: str
-    snippet: str
-    score: float
-    revision: str | None
-    others: tuple[dict, ...] = ()
-    in_force: str | None = None  # with as_of: the date searched for, when an older revision is cited
-
-    @property
-    def url(self) -> str:
-        """Deep link to the section on the SOP page (on the cited older revision's page with as_of)."""
-        if self.in_force:
-            return f"/sops/{self.sop_id}/revisions/{self.revision}#{self.anchor}"
-        return f"/sops/{self.sop_id}#{self.anchor}"
-
-    def to_dict(self) -> dict:
-        """The API's result shape."""
-        return {
-            "sop_id": self.sop_id,
-            "title": self.title,
-            "type": self.type,
-            "business_line": self.business_line,
-            "categories": list(self.categories),
-            "section": {"heading": self.heading, "anchor": self.anchor},
-            "url": self.url,
-            "snippet": self.snippet,
-            "score": round(self.score, 6),
-            "revision": self.revision,
-            "other_sections": list(self.others),
-            **({"in_force_on": self.in_force} if self.in_force else {}),
-        }
-
-
-@dataclass(frozen=True)
-class SearchResults:
-    """The answer to one search."""
-
-    query: str  # as redacted
-    mode: str
-    took_ms: float
-    hits: tuple[Hit, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict:
-        """The API's response shape."""
-        return {
-            "query": self.query,
-            "mode": self.mode,
-            "took_ms": round(self.took_ms, 2),
-            "results": [h.to_dict() for h in self.hits],
-        }
-
-
-class Generation:
-    """One loaded index generation: keyword and vector indexes plus section and document data."""
-
-    def __init__(self, folder: Path, backend: type[KeywordIndex]):
-        self.name = folder.name
-        self.keyword = backend.open(folder / "keyword")
-        self.vectors = VectorIndex.open(folder / VECTORS_FILE)
-        self.sections: list[dict] = json.loads((folder / "sections.json").read_text())
-        self.documents: dict[str, dict] = json.loads((folder / "documents.json").read_text())
-        self.categories: list[dict] = json.loads((folder / "categories.json").read_text())
-        self.row_of = {s["key"]: i for i, s in enumerate(self.sections)}
-        self._allowed: dict[Filters, np.ndarray] = {}
-        # Vectors of every category's phrasings, and the SOPs that serve each category.
-        self.taxonomy = np.load(folder / builder.TAXONOMY_FILE)
-        self.taxonomy_rows: list[str] = json.loads((folder / builder.TAXONOMY_ROWS_FILE).read_text())
-        self.serving: dict[str, list[str]] = {}
-        for record in self.documents.values():
-            if record["status"] != "retired":
-                for category in record["categories"]:
-                    self.serving.setdefault(category, []).append(record["id"])
-        glossary = Glossary.from_dict(json.loads((folder / builder.GLOSSARY_FILE).read_text()))
-        words = json.loads((folder / builder.VOCABULARY_FILE).read_text())
-        self.rewriter = QueryRewriter(glossary, words["library"], self.keyword.analyze, frozenset(words["dictionary"]))
-
-    def sop_of(self, key: str) -> str:
-        """The SOP id of a section key."""
-        return self.sections[self.row_of[key]]["sop_id"]
-
-    def anchor_of(self, key: str) -> str:
-        """The anchor of a section key."""
-        return self.sections[self.row_of[key]]["anchor"]
-
-    def taxonomy_ranking(self, vector: np.ndarray, filters: Filters | None) -> list[str]:
-        """SOPs ranked by how close the query is to a phrasing of one of their categories."""
-        if not len(self.taxonomy_rows):
-            return []
-        similarity = self.taxonomy @ vector
-        ranked: dict[str, None] = {}
-        for row in np.argsort(-similarity, kind="stable"):
-            for sop_id in self.serving.get(self.taxonomy_rows[row], ()):
-                if filters is None or filters.matches(self.documents[sop_id]):
-                    ranked.setdefault(sop_id)
-        return list(ranked)
-
-    def allowed_rows(self, filters: Filters) -> np.ndarray:
-        """Rows of sections whose documents pass the filters (cached per filter)."""
-        if filters not in self._allowed:
-            rows = [i for i, s in enumerate(self.sections) if filters.matches(self.documents[s["sop_id"]])]
-            self._allowed[filters] = np.array(rows, dtype=np.int64)
-        return self._allowed[filters]
-
-
-def validate_request(
-    query: object, k: object, mode: object, filters: dict | None, max_chars: int, max_k: int
-) -> tuple[str, int, str, Filters | None]:
-    """Check a search request; raise QueryError naming the field and the problem."""
-    if not isinstance(query, str) or not query.strip():
-        raise QueryError("query: must be a non-empty string", {"field": "query"})
-    if len(query) > max_chars:
-        raise QueryError(f"query: longer than {max_chars} characters ({len(query)})", {"field": "query"})
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
-        raise QueryError(f"k: must be a whole number from 1 to {max_k}", {"field": "k"})
-    if mode not in MODES:
-        raise QueryError(f"mode: must be one of {', '.join(MODES)}", {"field": "mode"})
-    if filters is None:
-        return query, k, mode, None
-    if not isinstance(filters, dict):
-        raise QueryError("filters: must be an object", {"field": "filters"})
-    unknown = set(filters) - {"business_line", "category", "type"}
-    if unknown:
-        raise QueryError(f"filters: unknown field {sorted(unknown)[0]!r}", {"field": "filters"})
-    values = {key: (value or None) for key, value in filters.items()}
-    checks = {
-        "business_line": lambda v: v in BUSINESS_LINES,
-        "type": lambda v: v in TYPES,
-        "category": lambda v: isinstance(v, str) and bool(_CATEGORY.match(v)),
-    }
-    for key, value in values.items():
-        if value is not None and not checks[key](value):
-            raise QueryError(f"filters.{key}: {value!r} is not a valid value", {"field": f"filters.{key}"})
-    result = Filters(**values)
-    return query, k, mode, (result if result != Filters() else None)
+ENCODER_RETRY_SECONDS = 30.0  # after the query encoder failed to load, keyword-only answers until then
 
 
 def fusion_weights(settings: dict) -> dict[str, float]:
@@ -217,33 +58,36 @@ class Searcher:
         self.settings = settings
         self.data_dir: Path = settings["DATA_DIR"]
         self._encoder = encoder
-        self._generation: Generation | None = None
-        self._stamp: tuple | None = None
+        self._encoder_failure: str | None = None  # set during a burst of query encoder failures
+        self._encoder_retry_at = 0.0  # after a failed load, when to try loading again
         self._lock = threading.RLock()
-        self._backend = keyword_backend(builder.KEYWORD_BACKEND)
+        self._live = LiveIndex(self.data_dir, keyword_backend(KEYWORD_BACKEND))
         set_threads(1)
 
     # -- loading -----------------------------------------------------------------
-    def _manifest_stamp(self) -> tuple | None:
-        try:
-            st = os.stat(builder.index_root(self.data_dir) / "manifest.json")
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
     @property
     def generation(self) -> Generation:
-        """The live generation, reloaded when the manifest has changed."""
-        stamp = self._manifest_stamp()
-        if self._generation is None or stamp != self._stamp:
-            with self._lock:
-                if self._generation is None or stamp != self._stamp:
-                    folder = builder.current_generation(self.data_dir)
-                    if self._generation is None or self._generation.name != folder.name:
-                        self._generation = Generation(folder, self._backend)
-                        log.debug("serving index generation %s", folder.name)
-                    self._stamp = stamp
-        return self._generation
+        """The served generation, chosen again when the manifest or the index folder changed.
+
+        Raises:
+            IndexError_: no generation can be served (IndexNotBuiltError when none was ever built).
+        """
+        return self._live.get()
+
+    def health(self) -> dict:
+        """{"status": ok | degraded | unavailable, "reason", "generation", "documents", "sections"}."""
+        state = self._live.state()
+        if state.error is not None:
+            return {"status": "unavailable", "reason": state.error.message, "generation": None}
+        gen = state.generation
+        reason = state.reason or (f"query encoder failing ({self._encoder_failure})" if self._encoder_failure else None)
+        return {
+            "status": "degraded" if reason else "ok",
+            **({"reason": reason} if reason else {}),
+            "generation": gen.name,
+            "documents": len(gen.documents),
+            "sections": len(gen.sections),
+        }
 
     @property
     def encoder(self):
@@ -256,10 +100,31 @@ class Searcher:
                     )
         return self._encoder
 
+    def query_vector(self, text: str) -> np.ndarray | None:
+        """The query's embedding, or None when the encoder fails (logged once per burst of failures)."""
+        if self._encoder is None and time.monotonic() < self._encoder_retry_at:
+            return None  # a load failed moments ago: do not pay for it on every request
+        try:
+            vector = self.encoder.encode([text])[0]
+        except Exception as error:  # noqa: BLE001 - onnxruntime, tokenizers, torch or a missing model folder
+            if self._encoder is None:
+                self._encoder_retry_at = time.monotonic() + ENCODER_RETRY_SECONDS
+            if self._encoder_failure is None:
+                log.error("query encoder failed, answering keyword-only (degraded): %s", error)
+            self._encoder_failure = f"{type(error).__name__}: {error}"[:200]
+            return None
+        if self._encoder_failure is not None:
+            log.warning("query encoder recovered")
+            self._encoder_failure = None
+        return vector
+
     def warm_up(self) -> None:
-        """Load the index and the encoder now rather than on the first request."""
-        self.generation  # noqa: B018 - loads
-        self.encoder.encode(["warm up"])
+        """Load the index and the encoder now rather than on the first request; a fault is logged, never raised."""
+        try:
+            self.generation  # noqa: B018 - loads
+        except IndexError_ as error:
+            log.error("starting without an index: %s", error.message)
+        self.query_vector("warm up")
 
     # -- searching ---------------------------------------------------------------
     def search(
@@ -280,23 +145,29 @@ class Searcher:
             as_of: cite, for each SOP found, the revision in force on that day (SOPs not yet in force are
                 left out). The ranking is the current index's; the cited text and snippet are the old revision's.
 
+        Returns:
+            The results; results.degraded is True when the query encoder failed and only keywords ranked.
+
         Raises:
             QueryError: the request is malformed.
+            IndexError_: no index generation can be served.
         """
         started = time.perf_counter()
         k = self.settings["DEFAULT_K"] if k is None else k
         query, k, mode, parsed = validate_request(
             query, k, mode, filters, self.settings["MAX_QUERY_CHARS"], self.settings["MAX_K"]
         )
-        masked = mask_pans(query.strip())
+        masked = redact(query.strip())
         gen = self.generation
         prepared = gen.rewriter.prepare(strip_pans(query.strip()))
-        groups = self.rank(gen, prepared, mode, parsed, k)
+        found = self.rankings(gen, prepared, mode, parsed)
+        groups = self._fused(gen, found, mode, k)
         terms = {t for text, _ in [(prepared.text, 1.0), *prepared.expansions] for _, _, t in gen.keyword.analyze(text)}
         hits = tuple(self._hit(gen, group, terms) for group in groups)
         if as_of is not None:
             hits = tuple(h for h in (self._in_force(gen, hit, as_of, terms) for hit in hits) if h is not None)
-        return SearchResults(masked, mode, (time.perf_counter() - started) * 1000, hits)
+        degraded = mode != "keyword" and "semantic" not in found
+        return SearchResults(masked, mode, (time.perf_counter() - started) * 1000, hits, degraded)
 
     def _in_force(self, gen: Generation, hit: Hit, day: dt.date, terms: set[str]) -> Hit | None:
         """The hit as of a day: unchanged if its current revision was in force, else cited from the older one."""
@@ -324,19 +195,30 @@ class Searcher:
         )
 
     def rankings(self, gen: Generation, prepared: PreparedQuery, mode: str, filters: Filters | None) -> dict:
-        """Each retriever's ranking for one mode: section (key, score) lists, and SOP ids for "taxonomy"."""
+        """Each retriever's ranking for one mode: section (key, score) lists, and SOP ids for "taxonomy".
+
+        When the query encoder fails, "semantic" and "taxonomy" are absent and "keyword" is always there.
+
+        Raises:
+            IndexError_: the keyword or vector index failed while searching.
+        """
         limit = self.settings["CANDIDATES"]
         out: dict[str, list] = {}
-        if mode in ("keyword", "hybrid"):
-            with self._lock:
-                out["keyword"] = gen.keyword.search(prepared.text, limit, filters, prepared.expansions)
-        if mode in ("semantic", "hybrid"):
-            vector = self.encoder.encode([prepared.text])[0]
-            allowed = gen.allowed_rows(filters) if filters else None
-            rows = gen.vectors.search(vector, limit, allowed)
-            out["semantic"] = [(gen.sections[row]["key"], score) for row, score in rows]
-            if mode == "hybrid":
-                out["taxonomy"] = gen.taxonomy_ranking(vector, filters)
+        vector = self.query_vector(prepared.text) if mode != "keyword" else None
+        try:
+            if mode in ("keyword", "hybrid") or vector is None:
+                with self._lock:
+                    out["keyword"] = gen.keyword.search(prepared.text, limit, filters, prepared.expansions)
+            if vector is not None:
+                allowed = gen.allowed_rows(filters) if filters else None
+                rows = gen.vectors.search(vector, limit, allowed)
+                out["semantic"] = [(gen.sections[row]["key"], score) for row, score in rows]
+                if mode == "hybrid":
+                    out["taxonomy"] = gen.taxonomy_ranking(vector, filters)
+        except Exception as error:  # noqa: BLE001 - whoosh and faiss fail their own ways
+            raise IndexError_(
+                f"generation {gen.name} failed while searching ({type(error).__name__}): {REBUILD_HINT}"
+            ) from error
         return out
 
     def rank(
@@ -346,8 +228,10 @@ class Searcher:
         return self._fused(gen, self.rankings(gen, prepared, mode, filters), mode, k)
 
     def _fused(self, gen: Generation, found: dict, mode: str, k: int | None) -> list[fusion.Group]:
-        if mode != "hybrid":
-            return fusion.collapse(found[mode], gen.sop_of, k)
+        if mode == "keyword" or "semantic" not in found:
+            return fusion.collapse(found["keyword"], gen.sop_of, k)
+        if mode == "semantic":
+            return fusion.collapse(found["semantic"], gen.sop_of, k)
         sections = {name: found[name] for name in ("keyword", "semantic")}
         groups = fusion.collapse(fuse_sections(sections, self.settings), gen.sop_of, None)
         rrf_k, weights = self.settings["RRF_K"], fusion_weights(self.settings)
@@ -368,11 +252,13 @@ class Searcher:
         found = self.rankings(gen, prepared, "hybrid", parsed)
         rankings: dict[str, list[dict]] = {}
         for name in ("keyword", "semantic"):
-            groups = fusion.collapse(found[name], gen.sop_of, None)
+            groups = fusion.collapse(found.get(name, []), gen.sop_of, None)
             rankings[name] = [
                 {"sop_id": g.sop_id, "section": gen.anchor_of(g.best), "score": round(g.score, 4)} for g in groups
             ]
-        rankings["taxonomy"] = [{"sop_id": sop_id, "section": None, "score": None} for sop_id in found["taxonomy"]]
+        rankings["taxonomy"] = [
+            {"sop_id": sop_id, "section": None, "score": None} for sop_id in found.get("taxonomy", [])
+        ]
         position = {name: {row["sop_id"]: i for i, row in enumerate(rows, 1)} for name, rows in rankings.items()}
         fused = [
             {
@@ -384,7 +270,7 @@ class Searcher:
             for g in self._fused(gen, found, "hybrid", k)
         ]
         return {
-            "query": mask_pans(query.strip()),
+            "query": redact(query.strip()),
             "searched": prepared.text,
             "expansions": [list(e) for e in prepared.expansions],
             "rankings": {name: rows[:k] for name, rows in rankings.items()},
@@ -416,62 +302,23 @@ class Searcher:
             others=others,
         )
 
-    # -- reading -----------------------------------------------------------------
+    # -- reading (kb.catalog over the served generation) --------------------------
     def document_ids(self) -> list[str]:
         """Ids of every document in the live generation."""
         return sorted(self.generation.documents)
 
     def list_documents(self) -> list[dict]:
         """Metadata of every document in the live generation, by id."""
-        documents = self.generation.documents
-        return [{key: documents[i][key] for key in METADATA_KEYS} for i in sorted(documents)]
+        return catalog.list_documents(self.generation)
 
     def taxonomy(self) -> dict:
         """The category tree, each category with the documents that serve it, and the uncovered categories."""
-        gen = self.generation
-        serving: dict[str, list[dict]] = {}
-        for record in sorted(gen.documents.values(), key=lambda r: r["title"].lower()):
-            for category in record["categories"]:
-                serving.setdefault(category, []).append(
-                    {"id": record["id"], "title": record["title"], "type": record["type"], "status": record["status"]}
-                )
-        groups = []
-        for category in gen.categories:
-            entry = {**category, "documents": serving.get(category["id"], [])}
-            if category["parent"] is None:
-                groups.append({**entry, "children": []})
-            else:
-                groups[-1]["children"].append(entry)
-        uncovered = [c["id"] for c in gen.categories if c["parent"] is not None and c["id"] not in serving]
-        return {"categories": groups, "uncovered": uncovered}
+        return catalog.taxonomy(self.generation)
 
     def category(self, category_id: str) -> dict:
-        """One category (or group) with its documents; a group lists its children.
-
-        Raises:
-            NotFoundError: no such category.
-        """
-        for group in self.taxonomy()["categories"]:
-            if group["id"] == category_id:
-                return group
-            for child in group["children"]:
-                if child["id"] == category_id:
-                    return {**child, "group": {"id": group["id"], "name": group["name"]}}
-        raise NotFoundError(f"no category with id {category_id!r}", {"field": "id"})
+        """One category (or group) with its documents (NotFoundError if none)."""
+        return catalog.category(self.generation, category_id)
 
     def document(self, sop_id: str) -> dict:
-        """Return a document's metadata, sections, Markdown and rendered HTML.
-
-        Raises:
-            NotFoundError: no such document.
-        """
-        gen = self.generation
-        if not isinstance(sop_id, str) or not _SOP_ID.match(sop_id) or sop_id not in gen.documents:
-            raise NotFoundError(f"no SOP with id {sop_id!r}", {"field": "id"})
-        record = gen.documents[sop_id]
-        body = record["body"]
-        sections = [
-            {"heading": h.text, "anchor": h.anchor, "level": h.level} for h in markdown.headings(markdown.parse(body))
-        ]
-        meta = {key: record[key] for key in METADATA_KEYS}
-        return {**meta, "sections": sections, "html": markdown.render_html(body), "markdown": record["text"]}
+        """A document's metadata, sections, Markdown and rendered HTML (NotFoundError if none)."""
+        return catalog.document(self.generation, sop_id)

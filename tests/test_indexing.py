@@ -4,8 +4,10 @@ import pytest
 from click.testing import CliRunner
 
 from kb.cli import main
-from kb.indexing import builder
-from kb.indexing.builder import build_index, current_generation, read_manifest
+from kb.errors import StorageError
+from kb.indexing import builder, generation
+from kb.indexing.builder import build_index
+from kb.indexing.generation import current_generation, read_manifest
 from kb.search import Searcher
 from tests.conftest import commit_all, make_sop
 
@@ -70,10 +72,10 @@ def test_failed_build_leaves_the_old_generation_serving(sop_repo, data_dir, monk
         raise OSError("disk full")
 
     monkeypatch.setattr(builder.VectorIndex, "build", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="disk full"):
         build_index(sops, data_dir)
     assert read_manifest(data_dir)["generation"] == first.generation
-    leftovers = [p.name for p in builder.index_root(data_dir).iterdir() if p.is_dir()]
+    leftovers = [p.name for p in generation.index_root(data_dir).iterdir() if p.is_dir()]
     assert leftovers == [first.generation]
 
 
@@ -107,18 +109,17 @@ def test_kb_index_json_report(sop_repo, data_dir, monkeypatch):
 
 
 def test_an_index_from_another_kb_version_gets_a_clear_error_and_is_rebuilt(sop_repo, data_dir, settings_for):
-    import json as _json
-
     from kb.errors import IndexError_
 
     build_index(sop_repo / "sops", data_dir)
-    manifest_path = builder.index_root(data_dir) / "manifest.json"
-    manifest = _json.loads(manifest_path.read_text())
-    manifest_path.write_text(_json.dumps({**manifest, "format": 0}))
-    with pytest.raises(IndexError_, match="another version of kb: run `kb index`"):
+    folder = current_generation(data_dir)
+    for path in (generation.index_root(data_dir) / "manifest.json", folder / "build.json"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "format": 0}))
+    with pytest.raises(IndexError_, match="another version of kb.*run `kb index --full`"):
         Searcher(settings_for(sop_repo / "sops", data_dir)).search("refund")
     report = build_index(sop_repo / "sops", data_dir)
-    assert report.full and read_manifest(data_dir)["format"] == builder.FORMAT_VERSION
+    assert report.full and read_manifest(data_dir)["format"] == generation.FORMAT_VERSION
+    assert Searcher(settings_for(sop_repo / "sops", data_dir)).health()["status"] == "ok"
 
 
 def test_category_phrasings_are_indexed_with_the_documents_they_serve(sop_repo, data_dir, settings_for):

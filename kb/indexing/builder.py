@@ -1,41 +1,45 @@
-"""Full and incremental index builds, written as generations and switched atomically.
+"""Full and incremental index builds, each written as a new generation and switched atomically.
 
-Layout under the data folder::
-
-    index/manifest.json          names the live generation
-    index/<generation>/          keyword/ (whoosh), vectors.faiss,
-                                 sections.json, documents.json, categories.json,
-                                 taxonomy.npy (vectors of category phrasings),
-                                 glossary.json, vocabulary.json
-    embeddings.sqlite            vectors cached by content hash
-    models/<model>/              the ONNX export of the embedding model
-
-A build writes a new generation beside the live one, then replaces the
-manifest (write temp, fsync, os.replace). Readers that see a new manifest
-reload. A failed build removes its half-written generation and leaves the old
-one serving. One build runs at a time (a lock file).
+A build writes a new generation beside the live one (the layout, the manifest,
+the lock, sealing and pruning are kb.indexing.generation's), seals it (fsync,
+then build.json with every file's size and sha256), then replaces the manifest.
+Readers that see a new manifest reload. A failed build removes its half-written
+generation and leaves the old one serving; a build killed outright leaves an
+unsealed folder that nothing serves and the next build prunes. An incremental
+build starts from the live generation only if that verifies; otherwise it
+rebuilds in full. Failures surface as StorageError (the disk) or IndexError_.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import json
-import os
 import shutil
+import sqlite3
 import time
-import uuid
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kb.errors import IndexError_, IndexNotBuiltError, Problem
+from kb.errors import IndexError_, KbError, Problem, StorageError
 from kb.indexing import embeddings
+from kb.indexing import generation as layout
 from kb.indexing.chunking import CHUNKING_VERSION, Section, chunk_document
+from kb.indexing.generation import (
+    FORMAT_VERSION,
+    GLOSSARY_FILE,
+    KEEP_GENERATIONS,
+    KEYWORD_BACKEND,
+    TAXONOMY_FILE,
+    TAXONOMY_ROWS_FILE,
+    VOCABULARY_FILE,
+    current_generation,
+    index_root,
+    read_manifest,
+)
 from kb.indexing.keyword import items_for, keyword_backend
 from kb.indexing.vector import FILE_NAME as VECTORS_FILE
 from kb.indexing.vector import VectorIndex
@@ -43,67 +47,20 @@ from kb.library import Library, load_library
 from kb.querytext import vocabulary
 from kb.repository import revisions
 
-FORMAT_VERSION = 5  # bump when the generation's files change shape
-KEEP_GENERATIONS = 3
-KEYWORD_BACKEND = "whoosh"
-TAXONOMY_FILE = "taxonomy.npy"
-GLOSSARY_FILE = "glossary.json"
-VOCABULARY_FILE = "vocabulary.json"
-TAXONOMY_ROWS_FILE = "taxonomy_rows.json"  # the category id of each row of TAXONOMY_FILE
-
-
-def index_root(data_dir: Path) -> Path:
-    """The folder holding the manifest and the generations."""
-    return data_dir / "index"
-
-
-def read_manifest(data_dir: Path) -> dict | None:
-    """Return the manifest, or None if no index was ever built."""
-    path = index_root(data_dir) / "manifest.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-
-
-def current_generation(data_dir: Path) -> Path:
-    """The live generation's folder.
-
-    Raises:
-        IndexNotBuiltError: there is no index yet.
-    """
-    manifest = read_manifest(data_dir)
-    if manifest is None:
-        raise IndexNotBuiltError(data_dir)
-    if manifest.get("format") != FORMAT_VERSION:
-        raise IndexError_(f"the index in {data_dir} was built by another version of kb: run `kb index`")
-    return index_root(data_dir) / manifest["generation"]
-
-
-def _write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-@contextmanager
-def _build_lock(data_dir: Path):
-    root = index_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".build.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+__all__ = [
+    "FORMAT_VERSION",
+    "GLOSSARY_FILE",
+    "KEEP_GENERATIONS",
+    "KEYWORD_BACKEND",
+    "TAXONOMY_FILE",
+    "TAXONOMY_ROWS_FILE",
+    "VOCABULARY_FILE",
+    "BuildReport",
+    "build_index",
+    "current_generation",
+    "index_root",
+    "read_manifest",
+]
 
 
 @dataclass
@@ -193,20 +150,12 @@ def build_index(
     category_text = _category_text(library)
     records = {i: _document_record(d, revs.get(d.path), category_text) for i, d in library.documents.items()}
     model_id = embeddings.model_identity(model)
-    with _build_lock(data_dir):
-        manifest = read_manifest(data_dir)
-        old_dir = index_root(data_dir) / manifest["generation"] if manifest else None
-        compatible = (
-            manifest is not None
-            and manifest.get("format") == FORMAT_VERSION
-            and manifest.get("model") == model_id
-            and manifest.get("keyword_backend") == KEYWORD_BACKEND
-            and manifest.get("chunking") == CHUNKING_VERSION
-            and old_dir.is_dir()
-        )
-        old_records = json.loads((old_dir / "documents.json").read_text()) if compatible else {}
+    with layout.build_lock(data_dir):
+        base = _reusable_base(data_dir, model_id)
+        old_dir = base["folder"] if base else None
+        old_records = base["documents"] if base else {}
         old_indexed = {i for i, r in old_records.items() if r["status"] != "retired"}
-        if full or not compatible:
+        if full or base is None:
             report.full = True
             changed = set(indexed)
             removed: set[str] = set()
@@ -221,15 +170,16 @@ def build_index(
             removed = old_indexed - set(indexed)
         report.changed, report.removed = sorted(changed), sorted(removed)
         categories = [c.to_dict() for c in library.categories.values()]
-        old_categories = json.loads((old_dir / "categories.json").read_text()) if compatible else None
-        old_glossary = json.loads((old_dir / GLOSSARY_FILE).read_text()) if compatible else None
-        same_files = old_categories == categories and old_glossary == library.glossary.to_dict()
+        same_files = base is not None and (base["categories"], base["glossary"]) == (
+            categories,
+            library.glossary.to_dict(),
+        )
         if not report.full and not changed and not removed and old_records == records and same_files:
             report.documents = len(indexed)
-            report.sections = json.loads((old_dir / "build.json").read_text())["sections"]
+            report.sections = base["sections"]
             report.seconds = time.perf_counter() - started
             return report
-        generation = dt.datetime.now(dt.UTC).strftime("g%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        generation = layout.new_name()
         target = index_root(data_dir) / generation
         try:
             report.generation = generation
@@ -248,9 +198,8 @@ def build_index(
                 report,
                 encoder,
             )
-            _fsync_tree(target)
-            _write_json_atomic(
-                index_root(data_dir) / "manifest.json",
+            layout.write_manifest(
+                data_dir,
                 {
                     "generation": generation,
                     "format": FORMAT_VERSION,
@@ -262,12 +211,48 @@ def build_index(
                     "sections": report.sections,
                 },
             )
+        except KbError:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        except (OSError, sqlite3.Error) as error:
+            shutil.rmtree(target, ignore_errors=True)
+            raise StorageError(f"index build failed, the old generation still serves: {error}") from error
+        except Exception as error:  # noqa: BLE001 - whoosh, faiss and the model fail their own ways
+            shutil.rmtree(target, ignore_errors=True)
+            raise IndexError_(f"index build failed, the old generation still serves: {error!r}") from error
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
-        _prune(data_dir, keep=generation)
+        layout.prune(data_dir, keep=generation)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _reusable_base(data_dir: Path, model_id: str) -> dict | None:
+    """The live generation's data if an incremental build may start from it (same format, model,
+    backend and chunking, and it verifies), else None: the build is then a full one."""
+    try:
+        manifest = read_manifest(data_dir)
+    except IndexError_:
+        return None
+    if manifest is None or (manifest.get("model"), manifest.get("keyword_backend"), manifest.get("chunking")) != (
+        model_id,
+        KEYWORD_BACKEND,
+        CHUNKING_VERSION,
+    ):
+        return None
+    folder = index_root(data_dir) / manifest["generation"]
+    try:
+        record = layout.verify(folder)
+        return {
+            "folder": folder,
+            "sections": record["sections"],
+            "documents": json.loads((folder / layout.DOCUMENTS_FILE).read_bytes()),
+            "categories": json.loads((folder / layout.CATEGORIES_FILE).read_bytes()),
+            "glossary": json.loads((folder / GLOSSARY_FILE).read_bytes()),
+        }
+    except (IndexError_, OSError, ValueError):
+        return None
 
 
 def _write_generation(
@@ -310,19 +295,19 @@ def _write_generation(
     backend = keyword_backend(KEYWORD_BACKEND)
     category_text = _category_text(library)
     if old_dir is None:
-        backend.build(target / "keyword", items_for(sections, indexed, category_text))
+        backend.build(target / layout.KEYWORD_FOLDER, items_for(sections, indexed, category_text))
     else:
         fresh = [s for s in sections if s.sop_id in changed]
         backend.update(
-            old_dir / "keyword",
-            target / "keyword",
+            old_dir / layout.KEYWORD_FOLDER,
+            target / layout.KEYWORD_FOLDER,
             set(changed) | set(removed),
             items_for(fresh, indexed, category_text),
         )
-    (target / "sections.json").write_text(json.dumps([s.to_dict() for s in sections], ensure_ascii=False))
-    (target / "documents.json").write_text(json.dumps(records, ensure_ascii=False))
+    (target / layout.SECTIONS_FILE).write_text(json.dumps([s.to_dict() for s in sections], ensure_ascii=False))
+    (target / layout.DOCUMENTS_FILE).write_text(json.dumps(records, ensure_ascii=False))
     categories = [c.to_dict() for c in library.categories.values()]
-    (target / "categories.json").write_text(json.dumps(categories, ensure_ascii=False))
+    (target / layout.CATEGORIES_FILE).write_text(json.dumps(categories, ensure_ascii=False))
     (target / TAXONOMY_ROWS_FILE).write_text(json.dumps([cid for cid, _ in phrasings]))
     (target / GLOSSARY_FILE).write_text(json.dumps(library.glossary.to_dict(), ensure_ascii=False))
     words = vocabulary(
@@ -332,29 +317,11 @@ def _write_generation(
     )
     dictionary = embeddings.tokenizer_words(data_dir, model)
     (target / VOCABULARY_FILE).write_text(json.dumps({"library": words, "dictionary": dictionary}, ensure_ascii=False))
-    (target / "build.json").write_text(
-        json.dumps(
-            {"sections": len(sections), "documents": len(indexed), "problems": [p.to_dict() for p in report.problems]}
-        )
+    layout.seal(
+        target,
+        {"sections": len(sections), "documents": len(indexed), "problems": [p.to_dict() for p in report.problems]},
     )
 
 
 def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file of a generation to disk before the manifest points at it."""
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
-def _prune(data_dir: Path, keep: str) -> None:
-    """Delete all but the newest KEEP_GENERATIONS generations (never the live one)."""
-    root = index_root(data_dir)
-    generations = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("g")), key=lambda p: p.name)
-    for old in generations[:-KEEP_GENERATIONS]:
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, jsonify, request
 
 from kb import audit
-from kb.errors import InputError, KbError, NotFoundError, QueryError
+from kb.errors import InputError, NotFoundError, QueryError
 from kb.history import parse_day
 from kb.web import auth, history, path_of, searcher, workflow
 
@@ -31,11 +31,12 @@ def _search(query, k, mode, filters, as_of=None):
         raise QueryError(error.message, error.details) from None  # search requests answer 400 for bad fields
     results = searcher().search(query, k, mode, filters, as_of=day)
     log.info(
-        "search mode=%s k=%s results=%d took_ms=%.1f query=%r",
+        "search mode=%s k=%s results=%d took_ms=%.1f degraded=%s query=%r",
         results.mode,
         k,
         len(results.hits),
         results.took_ms,
+        results.degraded,
         results.query,
     )
     return jsonify(results.to_dict())
@@ -111,14 +112,9 @@ def get_category(category_id: str):
 
 @bp.get("/healthz")
 def healthz():
-    """Liveness and the generation being served."""
-    try:
-        gen = searcher().generation
-    except KbError as error:
-        return jsonify({"status": "unavailable", "reason": error.message}), 503
-    return jsonify(
-        {"status": "ok", "generation": gen.name, "documents": len(gen.documents), "sections": len(gen.sections)}
-    )
+    """Health: 200 ok, 200 degraded (with the reason and what to run), 503 unavailable (nothing can serve)."""
+    health = searcher().health()
+    return jsonify(health), 503 if health["status"] == "unavailable" else 200
 
 
 # -- authoring: drafts, review, publish ------------------------------------------------------------------
