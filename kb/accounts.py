@@ -4,6 +4,13 @@ Roles in increasing order of power: agent (search, read), author (drafts),
 approver (review, publish), admin (users, keys). A role includes every role
 below it. Functions here validate their input (InputError naming the field)
 and write nothing to the audit log: the caller (web or CLI) knows the actor.
+
+Each user has a session generation: :func:`set_password`, :func:`set_role`,
+:func:`set_disabled` and :func:`end_sessions` (log-out) bump it, and the web
+layer refuses a session cookie made at an older generation, so those events end
+every session of that user in every worker. Names typed by strangers pass
+through :func:`login_name` (redacted, bounded, no control characters) before
+they are looked up, stored or echoed.
 """
 
 from __future__ import annotations
@@ -12,19 +19,22 @@ import hashlib
 import re
 import secrets
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from kb.errors import InputError, NotFoundError
+from kb.redaction import redact
 from kb.store import TIME_FORMAT, now, transaction
 
 ROLES = ("agent", "author", "approver", "admin")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 MIN_PASSWORD = 10
 MAX_LABEL = 64
+MAX_NAME = 64  # longest user name
+MAX_TYPED_NAME = 256  # longest text a log-in form may send as a name before it is even normalised
 KEY_PREFIX = "kb_"
 KEY_SHOWN = 10  # characters of a key kept in clear to recognise it
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -32,12 +42,13 @@ LAST_USED_EVERY = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class User:
-    """A person who signs in: id, unique name, role, and whether the account is disabled."""
+    """A person who signs in: id, unique name, role, whether disabled, and the current session generation."""
 
     id: int
     name: str
     role: str
     disabled: bool = False
+    generation: int = field(default=0, compare=False)  # session generation: not part of who the user is
 
 
 def has_role(user: User | None, needed: str) -> bool:
@@ -50,11 +61,32 @@ def has_role(user: User | None, needed: str) -> bool:
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or redact(name) != name:
         raise InputError(
-            "name: must be 2-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit",
+            "name: must be 2-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit,"
+            " and not a card number",
             {"field": "name"},
         )
+    return name
+
+
+def login_name(typed: object) -> str:
+    """The name typed into a log-in form, trimmed, NFKC-normalised and card-masked; InputError if it cannot be one.
+
+    The result is safe to store in the audit log and to echo: it is at most MAX_NAME printable characters
+    and holds no card number.
+    """
+    if not isinstance(typed, str):
+        raise InputError("name: must be text", {"field": "name"})
+    if len(typed) > MAX_TYPED_NAME:
+        raise InputError(f"name: at most {MAX_NAME} characters", {"field": "name"})
+    if not typed.isprintable():  # control characters, line separators, lone surrogates
+        raise InputError("name: must not contain control characters", {"field": "name"})
+    name = redact(typed.strip())
+    if not name:
+        raise InputError("name: required", {"field": "name"})
+    if len(name) > MAX_NAME or not name.isprintable():
+        raise InputError(f"name: at most {MAX_NAME} printable characters", {"field": "name"})
     return name
 
 
@@ -81,14 +113,23 @@ def _check_label(label: object) -> str:
 
 
 def _user(row: sqlite3.Row) -> User:
-    return User(row["id"], row["name"], row["role"], bool(row["disabled"]))
+    return User(row["id"], row["name"], row["role"], bool(row["disabled"]), row["session_generation"])
 
 
 def _row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
-    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if isinstance(name, str) else None
     if row is None:
-        raise NotFoundError(f"no user named {name!r}", {"field": "name"})
+        shown = redact(name[:MAX_NAME]) if isinstance(name, str) else name
+        raise NotFoundError(f"no user named {shown!r}", {"field": "name"})
     return row
+
+
+def _bump(db: sqlite3.Connection, user_id: int, assignments: str = "", params: tuple = ()) -> None:
+    """Apply assignments to a user and end all of its sessions (a new session generation), in one transaction."""
+    # Only fixed column assignments written in this module reach the SQL; values are parameters.
+    sql = f"UPDATE users SET {assignments}session_generation = session_generation + 1 WHERE id = ?"  # noqa: S608
+    with transaction(db):
+        db.execute(sql, (*params, user_id))
 
 
 def add_user(db: sqlite3.Connection, name: str, role: str, password: str) -> User:
@@ -138,28 +179,32 @@ def list_users(db: sqlite3.Connection) -> list[User]:
 
 
 def set_role(db: sqlite3.Connection, name: str, role: str) -> User:
-    """Give the user named name another role and return the updated user."""
+    """Give the user named name another role (ending all of their sessions) and return the updated user."""
     _check_role(role)
     row = _row(db, name)
-    with transaction(db):
-        db.execute("UPDATE users SET role = ? WHERE id = ?", (role, row["id"]))
-    return User(row["id"], row["name"], role, bool(row["disabled"]))
+    _bump(db, row["id"], "role = ?, ", (role,))
+    return _user(_row(db, name))
 
 
 def set_password(db: sqlite3.Connection, name: str, password: str) -> None:
-    """Replace the password of the user named name."""
+    """Replace the password of the user named name, ending all of their sessions."""
     _check_password(password)
     row = _row(db, name)
-    with transaction(db):
-        db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (generate_password_hash(password), row["id"]))
+    _bump(db, row["id"], "password_hash = ?, ", (generate_password_hash(password),))
 
 
 def set_disabled(db: sqlite3.Connection, name: str, disabled: bool = True) -> User:
-    """Disable (or enable again) the user named name: a disabled user cannot sign in or use a key."""
+    """Disable (or enable again) the user named name and end their sessions; disabled users cannot sign in or use keys."""
     row = _row(db, name)
-    with transaction(db):
-        db.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), row["id"]))
-    return User(row["id"], row["name"], row["role"], bool(disabled))
+    _bump(db, row["id"], "disabled = ?, ", (int(disabled),))
+    return _user(_row(db, name))
+
+
+def end_sessions(db: sqlite3.Connection, name: str) -> int:
+    """End every session of the user named name (log-out ends them all, in every browser); return the new generation."""
+    row = _row(db, name)
+    _bump(db, row["id"])
+    return _row(db, name)["session_generation"]
 
 
 def _hash_key(key: str) -> str:

@@ -27,7 +27,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | float | path | choice
+    kind: str = "str"  # str | int | float | path | choice | rate | storage
     choices: tuple[str, ...] = ()
 
 
@@ -93,7 +93,39 @@ SETTINGS: tuple[Setting, ...] = (
         "choice",
         ("on", "off"),
     ),
+    # Rate limits (kb/web/limits.py): "N per second|minute|hour|day" or "N/minute", several joined by ";".
+    Setting(
+        "RATE_LIMIT_SEARCH",
+        "120/minute",
+        "Searches (API and search page) per client address, and per API key or logged-in user.",
+        "rate",
+    ),
+    Setting(
+        "RATE_LIMIT_LOGIN",
+        "10/minute",
+        "Log-in attempts per client address; also failed API-key authentications per address.",
+        "rate",
+    ),
+    Setting(
+        "RATE_LIMIT_WRITE",
+        "120/minute",
+        "Writes (POST, PUT, DELETE of the API and of forms) per client address, and per API key or user.",
+        "rate",
+    ),
+    Setting(
+        "RATE_LIMIT_AUDIT",
+        "20/minute",
+        "Audit rows per client address for unauthenticated write attempts; the rest are counted, not stored.",
+        "rate",
+    ),
+    Setting(
+        "RATE_LIMIT_STORAGE",
+        "memory://",
+        "Where rate-limit counts live: memory:// (each process its own) or redis://host:port/db (shared).",
+        "storage",
+    ),
 )
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 BY_NAME = {s.name: s for s in SETTINGS}
 # Flask's own keys that may also come through the KB_ prefix.
 FLASK_KEYS = frozenset({"SECRET_KEY", "TESTING", "DEBUG"})
@@ -121,9 +153,41 @@ def _coerce(setting: Setting, value: Any) -> Any:
     if setting.kind == "path":
         return Path(value).expanduser().resolve()
     text = str(value)
+    if setting.kind == "rate":
+        return _rate(setting, text)
+    if setting.kind == "storage":
+        return _storage(setting, text)
     if setting.kind == "choice" and text not in setting.choices:
         allowed = ", ".join(setting.choices)
         raise ConfigError(f"setting {setting.name}: {text!r} is not one of {allowed}")
+    return text
+
+
+def _rate(setting: Setting, text: str) -> str:
+    """A rate-limit string such as '120/minute' or '10 per second; 100 per hour', checked by the limits library."""
+    from limits import parse_many
+
+    try:
+        items = parse_many(text)
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise ConfigError(
+            f"setting {setting.name}: {text!r} is not a rate limit such as '120/minute' or '10 per second'"
+        )
+    return text
+
+
+def _storage(setting: Setting, text: str) -> str:
+    """A rate-limit storage URI: memory:// or redis://host:port/db."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in STORAGE_SCHEMES or (parts.scheme.startswith("redis") and not (parts.netloc or parts.path)):
+        raise ConfigError(
+            f"setting {setting.name}: {text!r} is not memory:// or redis://host:port/db"
+            " (rediss:// and redis+unix:// work too)"
+        )
     return text
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from kb.errors import ConfigError
 
 DB_NAME = "kb.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # MIGRATIONS[n] takes the schema from version n to n + 1.
@@ -75,6 +75,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS drafts_sop ON drafts(sop_id);
     CREATE INDEX IF NOT EXISTS drafts_status ON drafts(status);
+    """,
+    # 2: a per-user session generation. Log-out, a password, role or disabled change bump it, and a session
+    # cookie carrying an older generation is refused on its next request, in every worker.
+    """
+    ALTER TABLE users ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

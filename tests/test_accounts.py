@@ -48,7 +48,7 @@ def ago(seconds: int) -> str:
 # --- the database ---------------------------------------------------------------------------------
 
 EXPECTED_COLUMNS = {
-    "users": ["id", "name", "role", "password_hash", "created", "disabled"],
+    "users": ["id", "name", "role", "password_hash", "created", "disabled", "session_generation"],
     "api_keys": ["id", "user_id", "label", "key_hash", "prefix", "created", "last_used", "revoked"],
     "audit": ["id", "at", "actor", "action", "target", "outcome", "client", "details"],
     "drafts": [
@@ -69,14 +69,14 @@ EXPECTED_COLUMNS = {
 }
 
 
-def test_connect_creates_the_folder_and_the_schema_at_version_1(tmp_path):
+def test_connect_creates_the_folder_and_the_schema_at_version_2(tmp_path):
     db = connect(tmp_path / "new" / "instance")
     assert (tmp_path / "new" / "instance" / "kb.sqlite").is_file()
     tables = {r["name"] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == set(EXPECTED_COLUMNS)
     for table, columns in EXPECTED_COLUMNS.items():
         assert [r["name"] for r in db.execute(f"PRAGMA table_info({table})")] == columns
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
@@ -89,7 +89,39 @@ def test_connect_again_keeps_the_data(tmp_path):
     first.close()
     second = connect(tmp_path)
     assert get_user(second, "alice") == User(1, "alice", "author")
-    assert second.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert second.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_path):
+    from werkzeug.security import generate_password_hash
+
+    from kb.store import MIGRATIONS, _statements
+
+    raw = sqlite3.connect(tmp_path / "kb.sqlite")
+    for statement in _statements(MIGRATIONS[0]):  # the schema exactly as kb made it at version 1
+        raw.execute(statement)
+    raw.execute(
+        "INSERT INTO users (name, role, password_hash, created) VALUES ('alice', 'author', ?, ?)",
+        (generate_password_hash(PASSWORD), now()),
+    )
+    raw.execute(
+        "INSERT INTO api_keys (user_id, label, key_hash, prefix, created) VALUES (1, 'bot', ?, 'kb_abc', ?)",
+        (hashlib.sha256(b"kb_abc-key").hexdigest(), now()),
+    )
+    raw.execute("PRAGMA user_version=1")
+    raw.commit()
+    raw.close()
+    db = connect(tmp_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    columns = [r["name"] for r in db.execute("PRAGMA table_info(users)")]
+    assert columns == EXPECTED_COLUMNS["users"]
+    alice = authenticate(db, "alice", PASSWORD)
+    assert alice == User(1, "alice", "author") and alice.generation == 0
+    assert user_for_key(db, "kb_abc-key") == alice
+    db.close()
+    again = connect(tmp_path)  # a second start migrates nothing
+    assert again.execute("PRAGMA user_version").fetchone()[0] == 2 and get_user(again, "alice").generation == 0
+    again.close()
 
 
 def test_connect_refuses_a_database_from_a_newer_kb(tmp_path):
@@ -168,7 +200,23 @@ def test_add_user_accepts_valid_names(db, name):
 
 @pytest.mark.parametrize(
     "name",
-    ["", "a", "x" * 65, "Alice", "-alice", ".alice", "_alice", "al ice", "alice\n", "al/ice", "alicé", None, 7],
+    [
+        "",
+        "a",
+        "x" * 65,
+        "Alice",
+        "-alice",
+        ".alice",
+        "_alice",
+        "al ice",
+        "alice\n",
+        "al/ice",
+        "alicé",
+        None,
+        7,
+        "4111111111111111",  # digits only are a valid name, but not a card number
+        "pan-4111-1111-1111-1111",
+    ],
 )
 def test_add_user_rejects_invalid_names(db, name):
     with pytest.raises(InputError, match=r"^name: must be 2-64 characters") as caught:
@@ -439,3 +487,86 @@ def test_create_key_for_an_unknown_user_is_not_found(db):
     with pytest.raises(NotFoundError, match="no user named 'ghost'"):
         create_key(db, "ghost", "chatbot")
     assert db.execute("SELECT count(*) FROM api_keys").fetchone()[0] == 0
+
+
+# --- session generations: what ends every session of a user ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "role", "disabled"),
+    [
+        (lambda db: set_password(db, "alice", "a brand new secret"), "author", False),
+        (lambda db: set_role(db, "alice", "approver"), "approver", False),
+        (lambda db: set_role(db, "alice", "author"), "author", False),  # even to the same role
+        (lambda db: set_disabled(db, "alice"), "author", True),
+        (lambda db: set_disabled(db, "alice", False), "author", False),
+        (lambda db: accounts.end_sessions(db, "alice"), "author", False),
+    ],
+    ids=["password", "role", "same-role", "disable", "enable", "log-out"],
+)
+def test_each_account_change_starts_a_new_session_generation(db, change, role, disabled):
+    add_user(db, "alice", "author", PASSWORD)
+    add_user(db, "bob", "author", PASSWORD)
+    assert get_user(db, "alice").generation == 0
+    change(db)
+    alice = get_user(db, "alice")
+    assert alice.generation == 1 and alice.role == role and alice.disabled is disabled
+    assert get_user(db, "bob").generation == 0  # other users keep their sessions
+    change(db)
+    assert get_user(db, "alice").generation == 2
+
+
+def test_end_sessions_returns_the_new_generation_and_knows_no_stranger(db):
+    add_user(db, "alice", "author", PASSWORD)
+    assert accounts.end_sessions(db, "alice") == 1 == get_user(db, "alice").generation
+    with pytest.raises(NotFoundError, match="no user named 'bob'"):
+        accounts.end_sessions(db, "bob")
+
+
+def test_a_missing_user_is_named_masked_in_the_error(db):
+    with pytest.raises(NotFoundError) as caught:
+        set_role(db, "card 4111 1111 1111 1111", "agent")
+    assert "4111 1111 1111 1111" not in caught.value.message and "[card ending 1111]" in caught.value.message
+
+
+# --- names typed into the log-in form ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [
+        ("ann", "ann"),
+        ("  ann  ", "ann"),
+        ("\uff41\uff4e\uff4e", "ann"),  # full-width letters are the same name after NFKC
+        ("4111 1111 1111 1111", "[card ending 1111]"),
+        ("4111\u20131111\u20131111\u20131111", "[card ending 1111]"),
+        ("Ann Smith", "Ann Smith"),  # not an account name, but a harmless thing to have typed
+        ("x" * 64, "x" * 64),
+    ],
+    ids=["plain", "spaces", "full-width", "card", "card-en-dashes", "display-name", "64"],
+)
+def test_login_name_normalises_and_masks(typed, name):
+    assert accounts.login_name(typed) == name
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("", "name: required"),
+        ("   ", "name: required"),
+        ("x" * 65, "name: at most 64 printable characters"),
+        ("x" * 100_000, "name: at most 64 characters"),
+        ("ann\x00", "name: must not contain control characters"),
+        ("ann\r\nadmin", "name: must not contain control characters"),
+        ("ann\u2028", "name: must not contain control characters"),
+        ("ann\u202e", "name: must not contain control characters"),
+        ("ann\ud800", "name: must not contain control characters"),
+        ("\x1b[31mann", "name: must not contain control characters"),
+        (None, "name: must be text"),
+    ],
+    ids=["empty", "blank", "65", "huge", "nul", "crlf", "line-separator", "bidi", "surrogate", "ansi", "none"],
+)
+def test_login_name_refuses_what_cannot_be_a_name(typed, message):
+    with pytest.raises(InputError) as caught:
+        accounts.login_name(typed)
+    assert caught.value.message == message and caught.value.details == {"field": "name"}

@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from kb.accounts import User, add_user, authenticate, user_for_key
+from kb.accounts import User, add_user, authenticate, get_user, user_for_key
 from kb.audit import query
 from kb.cli import main
 from kb.store import connect
@@ -134,9 +134,34 @@ def test_users_list_plain_and_json(cli, db):
     assert result.output.splitlines() == ["alice  agent", "bob    admin"]
     result = cli("users", "list", "--json")
     assert json.loads(result.output) == [
-        {"id": 2, "name": "alice", "role": "agent", "disabled": False},
-        {"id": 1, "name": "bob", "role": "admin", "disabled": False},
+        {"id": 2, "name": "alice", "role": "agent", "disabled": False, "generation": 0},
+        {"id": 1, "name": "bob", "role": "admin", "disabled": False, "generation": 0},
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "password"),
+    [
+        (("users", "password", "alice", "--password-stdin"), "a brand new secret\n"),
+        (("users", "role", "alice", "admin"), None),
+    ],
+    ids=["password", "role"],
+)
+def test_users_password_and_role_end_every_session_of_the_user(cli, db, args, password):
+    add_user(db, "alice", "author", PASSWORD)
+    add_user(db, "bob", "author", PASSWORD)
+    result = cli(*args, input=password)
+    assert result.exit_code == 0, result.output
+    assert get_user(db, "alice").generation == 1  # the web refuses cookies of generation 0 from now on
+    assert get_user(db, "bob").generation == 0
+
+
+def test_an_unknown_user_named_by_a_card_number_is_masked_in_the_error_and_the_audit(cli, db):
+    result = cli("users", "role", "4111 1111 1111 1111", "admin")
+    assert result.exit_code != 0
+    assert "4111 1111 1111 1111" not in result.output and "[card ending 1111]" in result.output
+    rows = audit_rows(db, action="role_changed")
+    assert rows and all("4111 1111 1111 1111" not in json.dumps(row) for row in rows)
 
 
 def test_users_password_sets_a_new_password(cli, db):

@@ -1,46 +1,53 @@
-"""Who is asking: browser sessions (log-in, log-out, idle expiry, CSRF) and API keys; roles checked here.
+"""Who is asking: browser sessions (log-in, log-out, idle expiry, revocation, CSRF) and API keys; roles checked here.
 
 Pages use a signed session cookie (HttpOnly, SameSite=Lax, Secure unless
-KB_COOKIE_SECURE=off) and a CSRF token on every form (Flask-WTF). The JSON API
-uses ``Authorization: Bearer <key>`` only, never the cookie, so no API call can
-be forged from another site. Every refusal is written to the audit log.
+KB_COOKIE_SECURE=off) and a CSRF token on every form (Flask-WTF). The cookie
+carries the user's session generation from log-in; every request compares it
+with the database, so log-out, a password, role or disabled change ends every
+session of that user in every worker. The JSON API uses
+``Authorization: Bearer <key>`` only, never the cookie, so no API call can be
+forged from another site. Every refusal is written to the audit log; write
+attempts without credentials are too, capped per address (kb.web.limits).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import secrets
 import time
+import unicodedata
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, Flask, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFProtect
 
 from kb import accounts, audit, store
-from kb.errors import AuthRequiredError, ForbiddenError
+from kb.errors import AuthRequiredError, ForbiddenError, InputError
+from kb.files import atomic_write, file_lock
+from kb.web import limits
+from kb.web.limits import LOCKOUT_SECONDS, MAX_FAILED_LOGINS, WRITE_METHODS, client_address
 
+__all__ = ["LOCKOUT_SECONDS", "MAX_FAILED_LOGINS", "client_address", "current_user", "require", "safe_next"]
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
-MAX_FAILED_LOGINS = 5  # failed log-ins for one name within LOCKOUT_SECONDS before it is refused outright
-LOCKOUT_SECONDS = 15 * 60
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+MAX_NEXT = 2000  # longest redirect target kept after log-in
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, bidi/zero-width, surrogates, separators
 
 
 def _secret_key(data_dir: Path) -> str:
-    """The instance's session signing key, made once and shared by every worker process."""
+    """The instance's session signing key, made once (mode 0600) and shared by every worker process."""
     path = data_dir / SECRET_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-        os.replace(path.with_suffix(".tmp"), path)
+        with file_lock(data_dir / f"{SECRET_FILE}.lock"):  # two workers starting together make one key
+            if not path.exists():
+                atomic_write(path, secrets.token_hex(32), mode=0o600)
     return path.read_text().strip()
 
 
 def init_app(app: Flask) -> None:
-    """Session cookie settings, CSRF, security headers and the user of each request."""
+    """Rate limits, session cookie settings, the user of each request, audit of anonymous writes, CSRF, headers."""
+    limits.init_app(app)  # first: its checks run before the user is looked up
     settings = app.config["KB"]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings["DATA_DIR"])
@@ -52,38 +59,32 @@ def init_app(app: Flask) -> None:
         PERMANENT_SESSION_LIFETIME=settings["SESSION_IDLE_MINUTES"] * 60,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
-    csrf.init_app(app)
 
     @app.before_request
     def load_user() -> None:
         g.user, g.via_key = None, False
-        header = request.headers.get("Authorization", "")
         if request.path.startswith("/api/"):
+            header = request.headers.get("Authorization", "")
             if header:
-                scheme, _, key = header.partition(" ")
-                if scheme.lower() != "bearer" or not key.strip():
-                    raise AuthRequiredError("Authorization: use 'Bearer <API key>'", {"field": "Authorization"})
-                with connection() as db:
-                    g.user = accounts.user_for_key(db, key.strip())
-                if g.user is None:
-                    _audit("login_failed", outcome="denied", details={"via": "api key"})
-                    raise AuthRequiredError("Authorization: unknown or revoked API key", {"field": "Authorization"})
+                g.user = _key_user(header)
                 g.via_key = True
             return
-        name = session.get("user")
-        if not name:
+        g.user = _session_user(settings["SESSION_IDLE_MINUTES"] * 60)
+
+    @app.before_request
+    def audit_unauthenticated_write() -> None:
+        # Runs before the CSRF check, so a form posted without a session is recorded too.
+        if g.user is not None or request.method not in WRITE_METHODS or not _authoring_route():
             return
-        idle = settings["SESSION_IDLE_MINUTES"] * 60
-        if time.time() - session.get("seen", 0) > idle:
-            session.clear()
-            _audit("session_expired", actor=name, target=f"user:{name}")
-            return
-        session["seen"] = int(time.time())
-        with connection() as db:
-            g.user = accounts.get_user(db, name)
-        if g.user is None or g.user.disabled:
-            session.clear()
-            g.user = None
+        not_stored = limits.admit_audit("unauthenticated_write")
+        if not_stored is None:
+            return  # over RATE_LIMIT_AUDIT for this address: counted, not stored
+        details = {"reason": "unauthenticated write", "method": request.method, "path": request.path[:200]}
+        if not_stored:
+            details["not_stored"] = not_stored
+        audit_event("permission_denied", outcome="denied", details=details)
+
+    csrf.init_app(app)
 
     @app.after_request
     def security_headers(response):
@@ -103,6 +104,58 @@ def init_app(app: Flask) -> None:
         return {"user": g.get("user"), "has_role": accounts.has_role}
 
 
+def _key_user(header: str) -> accounts.User:
+    """The user of an API key header; a bad one is counted per address (key-failures) and refused."""
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        g.key_failed = True
+        raise AuthRequiredError("Authorization: use 'Bearer <API key>'", {"field": "Authorization"})
+    with connection() as db:
+        user = accounts.user_for_key(db, key.strip())
+    if user is None:
+        g.key_failed = True
+        audit_event("login_failed", outcome="denied", details={"via": "api key"})
+        raise AuthRequiredError("Authorization: unknown or revoked API key", {"field": "Authorization"})
+    return user
+
+
+def _session_user(idle_seconds: int) -> accounts.User | None:
+    """The user of the session cookie, or None: no session, idle too long, or ended since (an older generation)."""
+    name = session.get("user")
+    if not name:
+        return None
+    if time.time() - session.get("seen", 0) > idle_seconds:
+        session.clear()
+        _audit_session_end(name, "idle")
+        return None
+    with connection() as db:
+        user = accounts.get_user(db, name)
+    if user is None or user.disabled or session.get("generation") != user.generation:
+        session.clear()  # a replayed cookie of an ended session: anonymous from here on
+        _audit_session_end(name, "ended")
+        return None
+    session["seen"] = int(time.time())
+    return user
+
+
+def _audit_session_end(name: str, reason: str) -> None:
+    """Record an expired or ended session, at most RATE_LIMIT_AUDIT rows per address (a cookie can be replayed)."""
+    not_stored = limits.admit_audit("session_expired")
+    if not_stored is None:
+        return
+    details = {"reason": reason} if reason != "idle" else None
+    if not_stored:
+        details = {**(details or {}), "not_stored": not_stored}
+    audit_event("session_expired", actor=name, target=f"user:{name}", details=details)
+
+
+def _authoring_route() -> bool:
+    """Whether this request goes to a route that changes content or reviews it (forms or the API, not search)."""
+    if request.blueprint == "authoring":
+        return True
+    return request.blueprint == "api" and request.endpoint != "api.search_post"
+
+
 class connection:  # noqa: N801 - used like a function: `with connection() as db`
     """The instance database for this request."""
 
@@ -114,12 +167,8 @@ class connection:  # noqa: N801 - used like a function: `with connection() as db
         self.db.close()
 
 
-def client_address() -> str:
-    """The client's address as the server saw it."""
-    return request.remote_addr or "-"
-
-
-def _audit(action: str, actor: str | None = None, target: str | None = None, outcome: str = "ok", details=None):
+def audit_event(action: str, actor: str | None = None, target: str | None = None, outcome: str = "ok", details=None):
+    """Append an audit row for this request, with the client's address."""
     with connection() as db, db:
         audit.record(db, action, actor=actor, target=target, outcome=outcome, client=client_address(), details=details)
 
@@ -147,54 +196,68 @@ def require(role: str) -> accounts.User:
 def denied(user: accounts.User | None, reason: str, target: str | None = None) -> None:
     """Record a refusal in the audit log (the error handler does it for every ForbiddenError)."""
     details = {"reason": reason, "method": request.method, "path": request.path}
-    _audit("permission_denied", actor=user.name if user else None, target=target, outcome="denied", details=details)
+    audit_event("permission_denied", actor=user.name if user else None, target=target, outcome="denied", details=details)
 
 
-def _recent_failures(name: str) -> int:
-    """Failed log-ins for a user name in the last LOCKOUT_SECONDS (a guard against guessing passwords)."""
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=LOCKOUT_SECONDS)
-    with connection() as db:
-        rows = audit.query(db, action="login_failed", target=f"user:{name}", since=since, limit=MAX_FAILED_LOGINS)
-    return sum(1 for row in rows if row["target"] == f"user:{name}")
+def _has_controls(text: str) -> bool:
+    return any(unicodedata.category(char) in CONTROL_CATEGORIES for char in text)
+
+
+def safe_next(target: object = None) -> str:
+    """Where to go after log-in: target (default: the request's ``next``) if it is a path on this site, else '/'.
+
+    The target is parsed, not prefix-matched: no scheme and no host after urllib's parsing, no control, format
+    or separator characters, no backslash, and a path that starts with exactly one '/', also once
+    percent-decoded and NFKC-normalised (so neither ``/%2F%2Fevil`` nor full-width slashes make ``//evil``).
+    """
+    home = url_for("pages.search_page")
+    target = request.values.get("next") if target is None else target
+    if not isinstance(target, str) or not target or len(target) > MAX_NEXT:
+        return home
+    if _has_controls(target) or "\\" in target or not target.startswith("/") or target.startswith("//"):
+        return home
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return home
+    path = unicodedata.normalize("NFKC", unquote(parts.path, errors="replace"))
+    if _has_controls(path) or "\\" in path or not path.startswith("/") or path.startswith("//"):
+        return home
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Log in with a user name and password."""
-    error = None
-    next_url = request.values.get("next") or url_for("pages.search_page")
-    if not next_url.startswith("/") or next_url.startswith("//") or "\\" in next_url:
-        next_url = url_for("pages.search_page")  # only local redirects
-    if request.method == "POST":
-        name = request.form.get("name", "").strip()[:64]
-        password = request.form.get("password", "")
-        if _recent_failures(name) >= MAX_FAILED_LOGINS:
-            _audit(
-                "login_failed", actor=name or None, target=f"user:{name}", outcome="denied", details={"locked": True}
-            )
-            minutes = LOCKOUT_SECONDS // 60
-            error = f"Too many failed log-ins for this name: try again in {minutes} minutes."
-            return render_template("login.html", error=error, next=next_url), 429
-        with connection() as db:
-            user = accounts.authenticate(db, name, password)
-        if user is None:
-            _audit("login_failed", actor=name[:64] or None, target=f"user:{name[:64]}", outcome="denied")
-            error = "Unknown user name or wrong password."
-        else:
-            session.clear()
-            session.permanent = True
-            session.update(user=user.name, seen=int(time.time()))
-            _audit("login", actor=user.name, target=f"user:{user.name}")
-            return redirect(next_url, code=303)
-    return render_template("login.html", error=error, next=next_url), (401 if error else 200)
+    next_url = safe_next()
+    if request.method == "GET":
+        return render_template("login.html", error=None, next=next_url)
+    try:
+        name = accounts.login_name(request.form.get("name", ""))
+    except InputError as error:
+        audit_event("login_failed", outcome="denied", details={"reason": error.message})
+        message = "User name" + error.message.removeprefix("name") + "."
+        return render_template("login.html", error=message, next=next_url), 422
+    with connection() as db:
+        user = accounts.authenticate(db, name, request.form.get("password", ""))
+    if user is None:
+        g.login_failed = True  # counted per name and address (kb.web.limits): MAX_FAILED_LOGINS, then refused
+        audit_event("login_failed", actor=name, target=f"user:{name}", outcome="denied")
+        return render_template("login.html", error="Unknown user name or wrong password.", next=next_url), 401
+    session.clear()
+    session.permanent = True
+    session.update(user=user.name, seen=int(time.time()), generation=user.generation)
+    audit_event("login", actor=user.name, target=f"user:{user.name}")
+    return redirect(next_url, code=303)
 
 
 @bp.post("/logout")
 def logout():
-    """End the session."""
+    """End the session, and every other session of the same user."""
     user = current_user()
     if user is None:
         abort(400)
+    with connection() as db:
+        accounts.end_sessions(db, user.name)
     session.clear()
-    _audit("logout", actor=user.name, target=f"user:{user.name}")
+    audit_event("logout", actor=user.name, target=f"user:{user.name}")
     return redirect(url_for("pages.search_page"), code=303)
