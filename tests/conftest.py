@@ -347,3 +347,24 @@ def live_authoring(authoring):
     url, server = serve_in_thread(authoring.app)
     yield url
     server.shutdown()
+
+
+# == index faults (issue 9, item 5): two generations on disk, so an older good one exists ==============
+
+NEW_PHRASE = "zephyr reconciliation ledger"  # only in the live generation of `two_generations`
+
+
+@pytest.fixture
+def two_generations(sop_repo, data_dir, settings_for) -> dict:
+    """The tiny library indexed twice (a section added to pay-card-declined in between).
+
+    Returns {"settings", "older", "live"}: the older generation lacks NEW_PHRASE, the live one has it.
+    """
+    sops = sop_repo / "sops"
+    older = build_index(sops, data_dir).generation
+    path = sops / "all" / "pay-card-declined.md"
+    path.write_text(path.read_text() + f"\n## Reconciliation\nMatch the decline against the {NEW_PHRASE}.\n")
+    commit_all(sop_repo, "reconciliation section")
+    live = build_index(sops, data_dir).generation
+    assert older and live and older < live
+    return {"settings": settings_for(sops, data_dir), "older": older, "live": live}

@@ -62,7 +62,7 @@ REQUIRED_FILES = frozenset(
     }
 )
 REBUILD_HINT = "run `kb index --full`"
-_NAME = re.compile(r"^g\d{8}T\d{6}-[0-9a-f]{6,32}$")
+_NAME = re.compile(r"^g\d{8}T\d{6}(\d{6})?-[0-9a-f]{6,32}$")
 _CHUNK = 1 << 20
 
 
@@ -72,8 +72,8 @@ def index_root(data_dir: Path) -> Path:
 
 
 def new_name() -> str:
-    """A new generation's name, g<UTC timestamp>-<hex>: names sort by age."""
-    return dt.datetime.now(dt.UTC).strftime("g%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    """A new generation's name, g<UTC timestamp to the microsecond>-<hex>: names sort by age."""
+    return dt.datetime.now(dt.UTC).strftime("g%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
 
 
 def read_manifest(data_dir: Path) -> dict | None:
@@ -224,8 +224,10 @@ def choose(data_dir: Path, opener: Callable[[Path], object]) -> tuple[object, st
         manifest = None
     named = manifest["generation"] if manifest else None
     folders = generation_folders(data_dir)
-    if named is None and not problems and not folders:
-        raise IndexNotBuiltError(data_dir)
+    if named is None and not problems:
+        if not folders:
+            raise IndexNotBuiltError(data_dir)
+        problems.append(f"{MANIFEST_FILE} is missing")
     order = ([index_root(data_dir) / named] if named else []) + [p for p in folders if p.name != named]
     for folder in order:
         try:
