@@ -3,7 +3,8 @@
 Targets name objects as ``kind:id`` (``user:alice``, ``key:3``,
 ``sop:pay-duplicate-charge``, ``draft:12``), optionally followed by ``/...`` or
 ``#...`` for a part of it; a target filter matches the object and its parts.
-Card numbers are masked in targets and details before anything is stored.
+Card numbers are masked (kb.redaction.redact) in the actor, target, client and
+every string of the details before anything is stored.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sqlite3
 from datetime import UTC, date, datetime, time
 
 from kb.errors import QueryError
-from kb.redaction import find_pans, mask_pans
+from kb.redaction import redact, redact_data
 from kb.store import TIME_FORMAT, now, transaction
 
 ACTIONS = (
@@ -41,21 +42,6 @@ OUTCOMES = ("ok", "denied", "failed")
 MAX_LIMIT = 1000
 
 
-def _mask(value: object) -> object:
-    """Return a JSON-ready value with card numbers masked in every string and number."""
-    if isinstance(value, str):
-        return mask_pans(value)
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float):
-        return mask_pans(str(value)) if find_pans(str(value)) else value
-    if isinstance(value, dict):
-        return {mask_pans(str(k)): _mask(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_mask(v) for v in value]
-    return mask_pans(str(value))
-
-
 def record(
     db: sqlite3.Connection,
     action: str,
@@ -66,19 +52,18 @@ def record(
     client: str | None = None,
     details: dict | None = None,
 ) -> int:
-    """Append one audit row (card numbers masked in target and details) and return its id."""
+    """Append one audit row (card numbers masked in actor, target, client and details) and return its id."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
-    text = None
-    if details is not None:
-        # Numbers holding a PAN become masked strings first, so the masked text is still JSON.
-        text = mask_pans(json.dumps(_mask(details), ensure_ascii=False, sort_keys=True))
+    # Numbers holding a card number become masked strings, so the text stays JSON.
+    text = None if details is None else json.dumps(redact_data(details), ensure_ascii=False, sort_keys=True)
+    row = [None if value is None else redact(str(value)) for value in (actor, target, client)]
     with transaction(db):
         cursor = db.execute(
             "INSERT INTO audit (at, actor, action, target, outcome, client, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now(), actor, action, None if target is None else mask_pans(target), outcome, client, text),
+            (now(), row[0], action, row[1], outcome, row[2], text),
         )
     return cursor.lastrowid
 
@@ -141,9 +126,9 @@ def query(
         params.append(outcome)
     if actor is not None:
         where.append("actor = ?")
-        params.append(actor)
+        params.append(redact(str(actor)))  # stored redacted: the name as typed finds its rows
     if target is not None:
-        target = mask_pans(target)
+        target = redact(str(target))
         where.append("(target = ? OR substr(target, 1, ?) IN (?, ?))")
         params += [target, len(target) + 1, target + "/", target + "#"]
     start = None if since is None else _moment("since", since, end_of_day=False)

@@ -1,6 +1,6 @@
 """From what an agent typed or pasted to what the retrievers search: pure functions.
 
-    pasted ticket -> clean_ticket -> correct_typos -> expand_abbreviations -> embedding text
+    pasted ticket -> NFKC -> clean_ticket -> correct_typos -> expand_abbreviations -> embedding text
                                                    -> + synonym expansions -> keyword query
 
 - clean_ticket drops what carries no meaning for search: quoted earlier replies,
@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def vocabulary(texts: Iterable[str]) -> dict[str, int]:
     """Count the lowercase words of the library's text (the words typos are corrected to)."""
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(w for w in _WORD.findall(text.lower()) if len(w) >= 3)
+        counts.update(w for w in _WORD.findall(unicodedata.normalize("NFKC", text).lower()) if len(w) >= 3)
     return dict(counts)
 
 
@@ -151,11 +152,13 @@ class QueryRewriter:
         return list(dict.fromkeys(found))
 
     def prepare(self, query: str) -> PreparedQuery:
-        """Clean, correct and expand a (PAN-free) query.
+        """NFKC-normalise, clean, correct and expand a (PAN-free) query.
 
-        The keyword side also keeps each abbreviation as typed (documents use "3DS" and "KYC" too).
+        NFKC makes full-width and compatibility forms (``ｒｅｆｕｎｄ``, ``ﬁle``, ``ⓡⓔⓕⓤⓝⓓ``) the plain words the
+        library uses, for both retrievers. The keyword side also keeps each abbreviation as typed (documents
+        use "3DS" and "KYC" too).
         """
-        corrected = self.correct_typos(clean_ticket(query))
+        corrected = self.correct_typos(clean_ticket(unicodedata.normalize("NFKC", query)))
         text = self.expand_abbreviations(corrected)
         short = [m.group(0) for m in _TOKEN.finditer(corrected) if m.group(0).lower() in self.glossary.abbreviations]
         expansions = [(term, 1.0) for term in dict.fromkeys(short)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import unicodedata
 from dataclasses import asdict, dataclass
 
 from kb import markdown
@@ -19,7 +20,8 @@ from kb.documents import Document
 
 OVERVIEW_ANCHOR = "overview"
 # Bump when the way documents become sections changes: existing indexes are then rebuilt in full.
-CHUNKING_VERSION = 2
+# 3: embedding text is NFKC, and the keyword analyzer normalises (kb.indexing.keyword.NfkcTokenizer).
+CHUNKING_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ class Section:
 
     @property
     def embedding_text(self) -> str:
-        """Text given to the embedding model: heading path as context, then the body."""
-        return " > ".join(self.heading_path) + "\n" + self.text
+        """Text given to the embedding model: heading path as context, then the body, NFKC-normalised."""
+        return unicodedata.normalize("NFKC", " > ".join(self.heading_path) + "\n" + self.text)
 
     @property
     def content_hash(self) -> str:

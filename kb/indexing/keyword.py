@@ -9,13 +9,14 @@ what changed, adds what is new, and commits once.
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from whoosh import fields, index, scoring
-from whoosh.analysis import StemmingAnalyzer
+from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.query import And, Or, Term
 
 from kb.indexing.chunking import Section
@@ -98,8 +99,47 @@ class KeywordIndex(ABC):
         """Return (start, end, term) for each indexable term of text, as the index sees it."""
 
 
+def nfkc_with_offsets(text: str) -> tuple[str, list[int] | None, list[int] | None]:
+    """NFKC-normalise text; for each character of the result, where its source starts and ends in text.
+
+    Normalised a segment at a time (a character and the combining marks after it), so every character of
+    the result comes from one segment. Returns (text, None, None) when text is already NFKC.
+    """
+    if unicodedata.is_normalized("NFKC", text):
+        return text, None, None
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    begin = 0
+    for position in range(1, len(text) + 1):
+        if position < len(text) and unicodedata.combining(text[position]):
+            continue
+        piece = unicodedata.normalize("NFKC", text[begin:position])
+        pieces.append(piece)
+        starts.extend([begin] * len(piece))
+        ends.extend([position] * len(piece))
+        begin = position
+    return "".join(pieces), starts, ends
+
+
+class NfkcTokenizer(RegexTokenizer):
+    """whoosh's RegexTokenizer over the NFKC form of the text (``ｒｅｆｕｎｄ``, ``ﬁle`` and ``①`` are plain
+    words and digits), with character offsets into the text as given, so snippets highlight the right span."""
+
+    def __call__(self, value, chars=False, start_char=0, **kwargs):
+        normal, starts, ends = nfkc_with_offsets(value)
+        for token in super().__call__(normal, chars=chars, start_char=0, **kwargs):
+            if chars:
+                if starts is not None and ends is not None and token.endchar > token.startchar:
+                    token.startchar, token.endchar = starts[token.startchar], ends[token.endchar - 1]
+                token.startchar += start_char
+                token.endchar += start_char
+            yield token
+
+
 def _analyzer():
-    return StemmingAnalyzer()
+    """NFKC, then whoosh's StemmingAnalyzer chain: words, lower case, stop words, Porter stems."""
+    return NfkcTokenizer() | LowercaseFilter() | StopFilter() | StemFilter(cachesize=50000)
 
 
 def _schema() -> fields.Schema:

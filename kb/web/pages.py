@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import InputError, QueryError
 from kb.history import parse_day
-from kb.redaction import mask_pans
+from kb.redaction import redact
 from kb.search import MODES
 from kb.web import searcher
 
@@ -18,11 +20,12 @@ bp = Blueprint("pages", __name__)
 def search_page():
     """The search page: a query box, filters, and results with deep links."""
     args = request.args
+    pairs = list(args.items(multi=True))
+    redacted = [(redact(key), redact(value)) for key, value in pairs]
+    if redacted != pairs:
+        # Keep card numbers (in any argument) out of the address bar, history and any proxy log from now on.
+        return redirect(url_for("pages.search_page") + "?" + urlencode(redacted), code=303)
     query = args.get("q", "")
-    masked = mask_pans(query)
-    if masked != query:
-        # Keep card numbers out of the address bar, history and any proxy log after this request.
-        return redirect(url_for("pages.search_page", **{**args.to_dict(), "q": masked}), code=303)
     form = {key: args.get(key, "") for key in ("business_line", "category", "type")}
     mode = args.get("mode") or "hybrid"
     results, error = None, None
@@ -33,7 +36,7 @@ def search_page():
             day = parse_day(as_of) if as_of else None
             results = searcher().search(query, None, mode, filters or None, as_of=day)
         except (QueryError, InputError) as exc:
-            error = exc.message
+            error = redact(exc.message)
     gen = searcher().generation
     categories = sorted({c for d in gen.documents.values() for c in d["categories"]})
     return render_template(
