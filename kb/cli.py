@@ -11,6 +11,7 @@ import click
 
 from kb.config import load_settings
 from kb.errors import KbError
+from kb.redaction import install_log_filter, redact
 
 
 class KbGroup(click.Group):
@@ -20,7 +21,7 @@ class KbGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KbError as error:
-            raise click.ClickException(error.message) from None
+            raise click.ClickException(redact(error.message)) from None
 
 
 def _settings(ctx: click.Context) -> dict:
@@ -39,9 +40,10 @@ def main(ctx: click.Context) -> None:
     try:
         settings = load_settings()
     except KbError as error:
-        raise click.ClickException(error.message) from None
+        raise click.ClickException(redact(error.message)) from None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
+    install_log_filter()
     ctx.obj = {"settings": settings}
 
 

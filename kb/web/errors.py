@@ -1,13 +1,19 @@
-"""One error shape for the API, {"error": {"code", "message", "details"}}, and error pages."""
+"""One error shape for the API, {"error": {"code", "message", "details"}}, and error pages.
+
+Every message and every string in details is redacted here, once for every error: a value echoed
+back (a filter, a field, a name) never carries a card number out.
+"""
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from kb.errors import AuthRequiredError, ForbiddenError, KbError
+from kb.redaction import install_log_filter, redact, redact_data
 
 log = logging.getLogger(__name__)
 
@@ -27,25 +33,32 @@ def _respond(status: int, code: str, message: str, details: object = None):
     return render_template("error.html", status=status, message=message), status
 
 
+def _redacted_path() -> str:
+    """The path and query of this request with card numbers masked in the path and in every argument."""
+    pairs = [(redact(key), redact(value)) for key, value in request.args.items(multi=True)]
+    return redact(request.path) + ("?" + urlencode(pairs) if pairs else "")
+
+
 def register(app: Flask) -> None:
-    """Install the error handlers on app."""
+    """Install the error handlers on app, and the redacting log filter on kb's and gunicorn's loggers."""
+    install_log_filter()
 
     @app.errorhandler(KbError)
     def kb_error(error: KbError):
         if isinstance(error, AuthRequiredError) and not _wants_json() and request.method == "GET":
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), code=303)
+            return redirect(url_for("auth.login", next=_redacted_path()), code=303)
         if isinstance(error, ForbiddenError):
             from kb.web import auth
 
-            auth.denied(auth.current_user(), error.message)
+            auth.denied(auth.current_user(), redact(error.message))
         if error.http_status >= 500:
             log.error("%s: %s", error.code, error.message)
-        return _respond(error.http_status, error.code, error.message, error.details)
+        return _respond(error.http_status, error.code, redact(error.message), redact_data(error.details))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
-        return _respond(error.code or 500, code, error.description or error.name)
+        return _respond(error.code or 500, code, redact(error.description or error.name or ""))
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
