@@ -18,8 +18,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from kb import yamlio
 from kb.errors import Problem
 
@@ -59,12 +57,9 @@ def _term_problem(term: object) -> str | None:
 def parse_glossary(text: str, name: str = FILE_NAME) -> tuple[Glossary, list[Problem]]:
     """Parse glossary.yaml; return the glossary and every problem with its line."""
     try:
-        root = yamlio.compose(text)
-        data = yamlio.load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        return Glossary(), [Problem(name, line, f"malformed YAML: {getattr(error, 'problem', error)}")]
+        data, root = yamlio.parse(text)
+    except yamlio.YAMLProblem as error:
+        return Glossary(), [Problem(name, error.line or 1, f"malformed YAML: {error.problem}", field=error.field)]
     if not isinstance(data, dict):
         return Glossary(), [Problem(name, 1, "must be a mapping with 'abbreviations' and 'synonyms'")]
     problems: list[Problem] = []
@@ -119,8 +114,7 @@ def load_glossary(content_dir: Path) -> tuple[Glossary, list[Problem]]:
     path = content_dir / FILE_NAME
     if not path.exists():
         return Glossary(), []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        return Glossary(), [Problem(FILE_NAME, 1, f"not valid UTF-8: {error.reason}")]
+    text, problems = yamlio.read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
+    if text is None:
+        return Glossary(), problems
     return parse_glossary(text, FILE_NAME)

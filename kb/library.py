@@ -2,7 +2,9 @@
 
 Checks that need more than one file live here: duplicate ids and categories
 that the taxonomy does not know. A file with a problem is skipped and reported;
-the rest load.
+the rest load. Reading never raises on bad content: a file that cannot be read
+(a folder named x.md, a pipe, a symlink loop or a link out of the content
+folder, no permission, too large, not UTF-8) is a Problem like any other.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.documents import Document, parse_document
+from kb import yamlio
+from kb.documents import MAX_DOCUMENT_CHARS, Document, parse_document
 from kb.errors import Problem
 from kb.glossary import Glossary, load_glossary
 from kb.taxonomy import Category, load_taxonomy
@@ -35,13 +38,20 @@ class Library:
         return [p for p in self.problems if p.severity == "error"]
 
 
-def decode(raw: bytes, name: str) -> tuple[str | None, list[Problem]]:
-    """Decode UTF-8 bytes; on failure name the line of the first bad byte."""
-    try:
-        return raw.decode("utf-8"), []
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        return None, [Problem(name, line, f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start})")]
+MAX_DOCUMENT_BYTES = 4 * MAX_DOCUMENT_CHARS  # a longer file is refused unread; parse_document counts characters
+
+
+def read_document(root: Path, path: Path) -> tuple[str | None, list[Problem]]:
+    """The text of one document file, or the Problem that stops it being read."""
+    name = path.relative_to(root).as_posix()
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None, [Problem(name, 1, "is a broken symbolic link or a link loop: cannot be read")]
+        if root.resolve() not in target.parents:
+            return None, [Problem(name, 1, "is a symbolic link to a file outside the content folder: not read")]
+    return yamlio.read_text(path, name, MAX_DOCUMENT_BYTES)
 
 
 def document_paths(root: Path) -> list[Path]:
@@ -76,7 +86,7 @@ def load_library(root: Path) -> Library:
     first_seen: dict[str, str] = {}
     for path in document_paths(root):
         name = path.relative_to(root).as_posix()
-        text, problems = decode(path.read_bytes(), name)
+        text, problems = read_document(root, path)
         document = None
         if text is not None:
             document, problems = _parse(text, name, library.values)

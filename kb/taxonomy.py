@@ -59,11 +59,9 @@ def _line_of(node: yaml.Node | None) -> int:
 def parse_taxonomy(text: str, name: str = FILE_NAME) -> tuple[dict[str, Category], list[Problem]]:
     """Parse the taxonomy file; return categories by id (groups and children) and every problem."""
     try:
-        root = yamlio.compose(text)
-        data = yamlio.load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        return {}, [Problem(name, mark.line + 1 if mark else 1, f"malformed YAML: {getattr(error, 'problem', error)}")]
+        data, root = yamlio.parse(text)
+    except yamlio.YAMLProblem as error:
+        return {}, [Problem(name, error.line or 1, f"malformed YAML: {error.problem}", field=error.field)]
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
         return {}, [Problem(name, 1, "must be a mapping with a 'categories' list", field="categories")]
     nodes = dict((k.value, v) for k, v in root.value)["categories"].value
@@ -130,8 +128,7 @@ def load_taxonomy(content_dir: Path) -> tuple[dict[str, Category], list[Problem]
     path = content_dir / FILE_NAME
     if not path.exists():
         return {}, []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        return {}, [Problem(FILE_NAME, 1, f"not valid UTF-8: {error.reason}")]
+    text, problems = yamlio.read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
+    if text is None:
+        return {}, problems
     return parse_taxonomy(text, FILE_NAME)

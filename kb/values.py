@@ -18,8 +18,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from kb import yamlio
 from kb.errors import Problem
 
@@ -54,11 +52,9 @@ def _format(raw: object) -> str:
 def parse_values(text: str, name: str = FILE_NAME) -> tuple[dict[str, Value], list[Problem]]:
     """Parse values.yaml; return the values by name and every problem with its line."""
     try:
-        root = yamlio.compose(text)
-        data = yamlio.load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        return {}, [Problem(name, mark.line + 1 if mark else 1, f"malformed YAML: {getattr(error, 'problem', error)}")]
+        data, root = yamlio.parse(text)
+    except yamlio.YAMLProblem as error:
+        return {}, [Problem(name, error.line or 1, f"malformed YAML: {error.problem}", field=error.field)]
     if not isinstance(data, dict) or not isinstance(data.get("values"), dict):
         return {}, [Problem(name, 1, "must be a mapping with a 'values' mapping", field="values")]
     nodes = {k.value: (k, v) for k, v in dict((k.value, v) for k, v in root.value)["values"].value}
@@ -101,10 +97,9 @@ def load_values(content_dir: Path) -> tuple[dict[str, Value], list[Problem], boo
     path = content_dir / FILE_NAME
     if not path.exists():
         return {}, [], False
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        return {}, [Problem(FILE_NAME, 1, f"not valid UTF-8: {error.reason}")], True
+    text, problems = yamlio.read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
+    if text is None:
+        return {}, problems, True
     values, problems = parse_values(text)
     return values, problems, True
 

@@ -31,7 +31,7 @@ def test_parse_glossary_lowercases_terms_and_keeps_groups():
         ("synonyms:\n  - [ok, fine]\n  - [a, 'b{{c}}']\n", 3, "synonyms[2]", "may hold only"),
         ("synonyms: nope\n", 1, "synonyms", "must be a list"),
         ("colours: {}\n", 1, "colours", "unknown field"),
-        ("synonyms: [a\n", 2, None, "malformed YAML"),
+        ("synonyms: [a\n", 2, "synonyms", "malformed YAML"),
     ],
 )
 def test_parse_glossary_reports_each_problem_with_line_and_field(text, line, field, message):
