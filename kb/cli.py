@@ -62,6 +62,13 @@ def _progress(label: str, total: int, already: int):
     return tick
 
 
+def _problem_line(problem) -> str:
+    """One problem as kb index and kb lint print it: file:line: [warning: ]field: message."""
+    prefix = "warning: " if problem.severity == "warning" else ""
+    what = f"{problem.field}: {problem.message}" if problem.field else problem.message
+    return f"{problem.file}:{problem.line}: {prefix}{what}"
+
+
 @main.command("index")
 @click.option("--full", is_flag=True, help="Rebuild everything instead of only what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
@@ -86,7 +93,7 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         for problem in report.problems:
-            click.echo(f"{problem.severity}: {problem}", err=True)
+            click.echo(_problem_line(problem), err=True)
         if report.up_to_date:
             click.echo(
                 f"index is up to date: {report.documents} documents, {report.sections} sections "
@@ -129,9 +136,7 @@ def lint_command(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> 
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         for problem in report.problems:
-            prefix = "warning: " if problem.severity == "warning" else ""
-            what = f"{problem.field}: {problem.message}" if problem.field else problem.message
-            click.echo(f"{problem.file}:{problem.line}: {prefix}{what}")
+            click.echo(_problem_line(problem))
         for kind, w in sorted(report.words.items()):
             click.echo(f"{kind} words: min {w['min']:,}, median {w['median']:,}, max {w['max']:,}", err=True)
         click.echo(f"{report.documents} documents: {report.errors} errors, {report.warnings} warnings", err=True)

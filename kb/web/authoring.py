@@ -191,9 +191,14 @@ def save_draft():
 @bp.post("/drafts/preview")
 def preview():
     """Live preview: the editor's fields rendered by the published page's renderer, with every lint problem."""
+    from kb.documents import MAX_DOCUMENT_CHARS
+    from kb.errors import TooLargeError
+
     auth.require("author")
     form = request.form.to_dict()
     text = compose(form)
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise TooLargeError(f"body: the document is longer than {MAX_DOCUMENT_CHARS:,} characters", {"field": "body"})
     sop_id = form.get("sop_id") or form.get("id", "").strip() or "new-sop"
     problems = workflow().problems(sop_id, text)
     offset = _body_offset(text)
