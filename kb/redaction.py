@@ -218,10 +218,11 @@ def _spans(text: str, template: str, cvv: str, expiry: str) -> list[tuple[int, i
             unlabelled = unlabelled and kind in ("expiry", "cvv")
             spans.append((item.start(kind), item.end(kind), cvv if kind.endswith("cvv") else expiry))
             position = item.end()
-    taken = [(s, e) for s, e, _ in spans]
+    starts, ends = [s for s, _, _ in spans], [e for _, e, _ in spans]  # in order, not overlapping
     for lone in _LONE_CVV.finditer(shadowed):
         start, end = lone.span("cvv")
-        if not any(s < end and start < e for s, e in taken):
+        before = bisect.bisect_right(starts, start) - 1
+        if (before < 0 or ends[before] <= start) and (before + 1 >= len(starts) or starts[before + 1] >= end):
             spans.append((start, end, cvv))
     return sorted(spans)
 
