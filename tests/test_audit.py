@@ -238,3 +238,34 @@ def test_record_joins_the_callers_transaction_and_rolls_back_with_it(db, tmp_pat
         raise RuntimeError("the caller fails after recording")
     assert db.execute("SELECT count(*) FROM drafts").fetchone()[0] == 0
     assert query(db) == []
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "4111\u00a01111\u00a01111\u00a01111",  # no-break spaces
+        "4111\u200b1111\u200b1111\u200b1111",  # zero-width spaces
+        "4111\u20131111\u20131111\u20131111",  # en dashes
+        "\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661",  # Arabic-Indic
+        "\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11",  # full-width
+    ],
+    ids=["nbsp", "zero-width", "en dash", "arabic-indic", "full-width"],
+)
+def test_record_masks_actor_target_client_and_details_in_any_form(db, written):
+    record(
+        db,
+        "login_failed",
+        actor=f"user {written}",
+        target=f"user:{written}",
+        outcome="denied",
+        client=f"10.0.0.1 {written}",
+        details={"typed": f"{written} exp 09/27 cvv 123"},
+    )
+    row = db.execute("SELECT actor, target, client, details FROM audit").fetchone()
+    assert row["actor"] == "user [card ending 1111]"
+    assert row["target"] == "user:[card ending 1111]"
+    assert row["client"] == "10.0.0.1 [card ending 1111]"
+    assert json.loads(row["details"]) == {"typed": "[card ending 1111] exp [expiry] cvv [cvv]"}
+    # Filters are redacted the same way, so the name or target as typed finds its rows.
+    assert [e["id"] for e in query(db, actor=f"user {written}")] == [1]
+    assert [e["id"] for e in query(db, target=f"user:{written}")] == [1]

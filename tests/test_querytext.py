@@ -87,3 +87,21 @@ def test_synonyms_widen_keyword_queries_at_a_lower_weight(rewriter):
 
 def test_synonyms_match_inflected_forms(rewriter):
     assert ("withdrawal", SYNONYM_WEIGHT) in rewriter.prepare("two payouts missing").expansions
+
+
+@pytest.mark.parametrize(
+    "typed, plain",
+    [
+        ("ｒｅｆｎｄ ｎｏｔ ｒｅｃｉｅｖｅｄ", "refnd not recieved"),  # full-width, then typo correction
+        ("ⓒⓧ says ⒸⒷ was filed", "cx says CB was filed"),  # circled letters, then abbreviations
+        ("creator wants to cash\u00a0out", "creator wants to cash out"),  # no-break space, then synonyms
+        ("𝐬𝐮𝐛𝐬𝐜𝐫𝐢𝐛𝐭𝐢𝐨𝐧", "subscribtion"),  # mathematical bold
+        ("ﬁled twice", "filed twice"),  # ligature
+    ],
+)
+def test_prepare_normalises_compatibility_forms_first(rewriter, typed, plain):
+    assert rewriter.prepare(typed) == rewriter.prepare(plain)
+
+
+def test_vocabulary_counts_normalised_words():
+    assert vocabulary(["ｒｅｆｕｎｄ ﬁle refund"]) == {"refund": 2, "file": 1}

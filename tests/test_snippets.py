@@ -23,3 +23,15 @@ def test_snippet_windows_around_the_terms():
 
 def test_snippet_without_terms_shows_the_start():
     assert make_snippet("Alpha beta gamma.", analyze, set()) == "Alpha beta gamma."
+
+
+def test_snippet_marks_compatibility_forms_at_their_place_in_the_text():
+    from kb.indexing.keyword import _analyzer
+
+    nfkc = _analyzer()
+
+    def analyze_nfkc(text):
+        return [(t.startchar, t.endchar, t.text) for t in nfkc(text, chars=True)]
+
+    html = make_snippet("Ｒｅｆｕｎｄ the ﬁle of ⓡⓔⓕⓤⓝⓓ <now>", analyze_nfkc, {"refund", "file"})
+    assert html == "<mark>Ｒｅｆｕｎｄ</mark> the <mark>ﬁle</mark> of <mark>ⓡⓔⓕⓤⓝⓓ</mark> &lt;now&gt;"
