@@ -368,3 +368,49 @@ def two_generations(sop_repo, data_dir, settings_for) -> dict:
     live = build_index(sops, data_dir).generation
     assert older and live and older < live
     return {"settings": settings_for(sops, data_dir), "older": older, "live": live}
+
+
+# == authentication: a real redis-server for rate limits shared across processes (issue 9, item 4) ======
+
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory):
+    """Debian's redis-server on a free loopback port, in a temporary folder, with no persistence; yields its URL."""
+    if not REDIS_SERVER.exists():
+        pytest.skip("Debian's redis-server is not installed (./scripts/test installs it)")
+    folder = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    args = [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(folder / "redis.log")]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # up to 10 s for it to answer PING
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None:
+                pytest.fail(f"redis-server exited: {(folder / 'redis.log').read_text()[-500:]}")
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail("redis-server did not answer PING within 10 s")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

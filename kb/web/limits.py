@@ -168,11 +168,11 @@ def _exceeded(error: RateLimitExceeded):
     """Flask-Limiter's breach, answered as a kb RateLimitedError (and audited for a locked log-in name)."""
     scope = error.limit.scope if isinstance(error.limit.scope, str) else "write"
     current = _limiter().current_limit
-    retry_after = math.ceil(current.reset_at - time.time()) if current is not None else 60
+    retry_after = max(1, math.ceil(current.window[0] - time.time())) if current is not None else 60
     what, field = MESSAGES.get(scope, MESSAGES["write"])
     minutes = max(1, math.ceil(retry_after / 60))
     message = f"{what}: try again in {retry_after} s" if retry_after < 120 else f"{what}: try again in {minutes} minutes"
-    details = {"field": field, "limit": str(error.limit.limit), "retry_after": max(1, retry_after)}
+    details = {"field": field, "limit": str(error.limit.limit), "retry_after": retry_after}
     if scope == "login-failures":
         from kb.web import auth
 
