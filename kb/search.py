@@ -95,9 +95,11 @@ class Searcher:
         if self._encoder is None:
             with self._lock:
                 if self._encoder is None:
-                    self._encoder = embeddings.query_encoder(
+                    encoder = embeddings.query_encoder(
                         self.data_dir, self.settings["EMBEDDING_MODEL"], self.settings["QUERY_ENCODER"]
                     )
+                    encoder.encode(["warm up"])  # torch loads lazily: a model that cannot load fails here, once
+                    self._encoder = encoder
         return self._encoder
 
     def query_vector(self, text: str) -> np.ndarray | None:
