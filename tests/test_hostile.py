@@ -9,6 +9,166 @@ import pytest
 
 # == front matter and Markdown: parsing within bounds ==================================================
 
+_BODY = "## Purpose\nText.\n"  # this section's imports follow it, inside the section
+
+import subprocess as _subprocess  # noqa: E402
+import sys as _sys  # noqa: E402
+import time as _time  # noqa: E402
+import tracemalloc as _tracemalloc  # noqa: E402
+
+from kb import markdown as _markdown  # noqa: E402
+from kb.documents import MAX_DOCUMENT_CHARS as _MAX_DOCUMENT_CHARS  # noqa: E402
+from kb.documents import parse_document as _parse_document  # noqa: E402
+from tests.conftest import ROOT as _ROOT  # noqa: E402
+from tests.conftest import make_sop as _make_sop  # noqa: E402
+
+
+def _billion_laughs() -> dict:
+    """The alias bomb: nine levels of nine aliases (9**9 strings if built), a few hundred bytes."""
+    fields = {"lol_a": "&a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"}
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        fields[f"lol_{name}"] = f"&{name} [" + ", ".join([f"*{previous}"] * 9) + "]"
+    return {**fields, "laughs": "*i"}
+
+
+def _padded(size: int) -> dict:
+    """Front matter of about size bytes: one long list of tags."""
+    return {"tags": "[" + ", ".join(f"tag{i:05d}" for i in range(size // 10)) + "]"}
+
+
+# name, front-matter fields (overriding make_sop's), body, expected (line, field, part of the message)
+_FRONT_MATTER_CASES = [
+    ("billion laughs", _billion_laughs(), _BODY, (12, "lol_a", "anchors (&a) are not allowed")),
+    ("anchor alone", {"title": "&t Refunds"}, _BODY, (3, "title", "anchors (&t) are not allowed")),
+    ("alias alone", {"title": "*t"}, _BODY, (3, "title", "aliases (*t) are not allowed")),
+    ("merge key", {"owner": "{<<: {a: b}}"}, _BODY, (7, "owner", "merge keys (<<) are not allowed")),
+    ("duplicate key", {"status": "published\nstatus: retired"}, _BODY, (9, "status", "duplicate key")),
+    ("month 13", {"effective": "2026-13-45"}, _BODY, (9, "effective", "not a valid date (month must be in 1..12)")),
+    ("day 31 of June", {"review_by": "2027-06-31"}, _BODY, (10, "review_by", "day is out of range for month")),
+    ("datetime", {"effective": "2026-09-01 10:00:00"}, _BODY, (9, "effective", "a date and time is not a date")),
+    ("hour 25", {"effective": "2026-09-01 25:00:00"}, _BODY, (9, "effective", "hour must be in 0..23")),
+    ("17 KB front matter", _padded(17 * 1024), _BODY, (11, "tags", "the limit is 16,384 (16 KB)")),
+    ("title a list", {"title": "[a, b]"}, _BODY, (3, "title", "must be text, got list")),
+    ("owner a mapping", {"owner": "{team: x}"}, _BODY, (7, "owner", "must be text, got dict")),
+    ("title a number", {"title": "12"}, _BODY, (3, "title", "must be text, got int")),
+    ("status a boolean", {"status": "yes"}, _BODY, (8, "status", "True is not one of published, retired")),
+    ("type a list", {"type": "[sop]"}, _BODY, (4, "type", "a list is not one of sop, policy")),
+    ("categories a mapping", {"categories": "{a: b}"}, _BODY, (6, "categories", "must be a list of non-empty text")),
+    ("nested tags", {"tags": "[[a, [b]]]"}, _BODY, (11, "tags", "must be a list of non-empty text")),
+    ("huge integer", {"effective": "9" * 5000}, _BODY, (9, "effective", "more than 32 characters")),
+    ("huge hex integer", {"effective": "0x" + "f" * 30}, _BODY, (9, "effective", "larger than 2**63")),
+    ("deep nesting", {"tags": "[" * 40 + "]" * 40}, _BODY, (11, "tags", "nested deeper than 32 levels")),
+    ("python tag", {"owner": "!!python/object/apply:os.system [id]"}, _BODY, (7, "owner", "constructor")),
+    ("unhashable key", {"owner": "{[a]: b}"}, _BODY, (7, "owner", "a mapping key must be a plain value")),
+    ("bidi override title", {"title": "'Refunds \u202egnp.exe'"}, _BODY, (3, "title", "control character (U+202E)")),
+    ("bidi isolate title", {"title": "'Refunds \u2067x'"}, _BODY, (3, "title", "(U+2067)")),
+    ("arabic mark title", {"title": "'Refunds \u061c'"}, _BODY, (3, "title", "(U+061C)")),
+    ("bidi heading", {}, "## Purpose\nText.\n\n## Refunds \u202dx\n", (16, "heading", "(U+202D)")),
+    ("bidi entity heading", {}, "## Purpose\n\n## Refunds &#x202E;x\n", (15, "heading", "(U+202E)")),
+    ("NUL in the body", {}, "## Purpose\nText\x00.\n", (14, None, "a NUL character (U+0000)")),
+    ("NUL in the front matter", {"owner": "a\x00b"}, _BODY, (7, None, "a NUL character (U+0000)")),
+    ("lone surrogate", {}, "## Purpose\nText \ud800.\n", (14, None, "a lone surrogate (U+D800)")),
+    ("document too long", {}, "## Purpose\n" + "word " * 41_000, (14, None, "longer than 200,000 characters")),
+]
+
+
+@pytest.mark.parametrize(
+    "fields, body, expected", [c[1:] for c in _FRONT_MATTER_CASES], ids=[c[0] for c in _FRONT_MATTER_CASES]
+)
+def test_hostile_front_matter_is_one_problem_with_line_and_field(fields, body, expected):
+    fields = {"title": "Refunds", **fields}
+    text = _make_sop("pay-x", fields.pop("title"), body, **fields)
+    _tracemalloc.start()
+    started = _time.perf_counter()
+    document, problems = _parse_document(text, "all/pay-x.md")
+    elapsed = _time.perf_counter() - started
+    peak = _tracemalloc.get_traced_memory()[1]
+    _tracemalloc.stop()
+    line, field, message = expected
+    assert document is None
+    assert [(p.line, p.field) for p in problems if message in p.message] == [(line, field)], [str(p) for p in problems]
+    assert all(p.file == "all/pay-x.md" and len(p.message) < 300 for p in problems)
+    assert elapsed < 1.0 and peak < 20 * 2**20  # DoS guard: no alias expansion, no huge message
+
+
+def test_hostile_alias_bomb_in_a_fresh_worker_stays_small():
+    """A fresh interpreter parses the bomb: its peak RSS stays at its resting RSS (the bomb grew a worker to 2 GB)."""
+    script = (
+        "import resource\n"
+        "from kb.documents import parse_document\n"
+        "from tests.test_hostile import _BODY, _billion_laughs, _make_sop\n"
+        "text = _make_sop('pay-x', 'T', _BODY, **_billion_laughs())\n"
+        "rest = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "document, problems = parse_document(text, 'x.md')\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(len(text), peak - rest, len(problems), problems[0].message)\n"
+    )
+    run = _subprocess.run([_sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=_ROOT)
+    size, grown_kb, count, message = run.stdout.split(" ", 3)
+    assert int(size) < 1000 and count == "1" and "anchors (&a) are not allowed" in message
+    assert int(grown_kb) < 10 * 1024  # KB of RSS
+
+
+def _fill(unit: str, n: int = _MAX_DOCUMENT_CHARS - 400) -> str:
+    return (unit * (n // len(unit) + 1))[:n]
+
+
+# name, Markdown body (of the allowed document size), expected: "rendered" or part of the refusal
+_MARKDOWN_CASES = [
+    ("run of [", _fill("["), "`[` characters is longer than 1,000"),
+    ("run of ![", _fill("!["), "more than 5,000 Markdown markup characters"),
+    ("run of *", "## A\n" + _fill("*"), "`*` characters is longer than 1,000"),
+    ("run of _", "## A\n" + _fill("_"), "`_` characters is longer than 1,000"),
+    ("run of backticks", "## A\n" + _fill("`"), "characters is longer than 1,000"),
+    ("run of <", "## A\n" + _fill("<"), "`<` characters is longer than 1,000"),
+    ("run of &", "## A\n" + _fill("&"), "`&` characters is longer than 1,000"),
+    ("entities &#", "## A\n" + _fill("&#"), "more than 5,000 Markdown markup characters"),
+    ("nested blockquotes", "## A\n" + _fill(">"), "`>` characters is longer than 1,000"),
+    ("blockquote lines", "## A\n" + _fill("> " * 50 + "a\n"), "list items and blockquote markers"),
+    ("deep blockquote", "## A\n" + "> " * 30 + "a\n", "nested deeper than 18 levels"),
+    ("nested lists", "## A\n" + "".join("  " * i + "- a\n" for i in range(2000))[:190_000], "nested deeper"),
+    ("list items", "## A\n" + _fill("- a\n"), "lines are more than 5,000"),
+    ("list items within the line limit", "## A\n" + "- a\n" * 3500, "more than 3,000 list items"),
+    ("emphasis *a **a", "## A\n" + _fill("*a **a "), "more than 5,000 Markdown markup characters"),
+    ("mixed *_", "## A\n" + _fill("*_"), "more than 5,000 Markdown markup characters"),
+    ("reference definitions", "## A\n" + "".join(f"[r{i}]: /u{i}\n" for i in range(4000)), "markup characters"),
+    ("table columns", "## A\n|" + "a|" * 40000 + "\n|" + "-|" * 40000 + "\n", "markup characters"),
+    ("table rows", "## A\n|a|b|\n|-|-|\n" + _fill("|x|y|\n", 180_000), "lines are more than 5,000"),
+    ("table autocompleted cells", "## A\n|" + "a|" * 60 + "\n|" + "-|" * 60 + "\n" + "x\n" * 300, "cells in all"),
+    ("table 65 columns", "## A\n|" + "a|" * 65 + "\n|" + "-|" * 65 + "\n", "65 columns is wider than 64"),
+    ("many headings", _fill("## h\n"), "lines are more than 5,000"),
+    ("400 headings", "## h\n" * 400, "400 headings are more than 300"),
+    ("unclosed links", "## A\n" + _fill("[a]("), "markup characters"),
+    ("nested brackets", "## A\n" + "[" * 900 + "a" + "]" * 900, "rendered"),
+    ("nested parens", "## A\n[a](" + "(" * 999 + ")" * 1000, "rendered"),
+    ("prose", "## A\n" + _fill("Refund the duplicate charge within thirty days. "), "rendered"),
+    ("at limit: [ runs", "## A\n" + ("[" * 1000 + "a ") * 4, "rendered"),
+    ("at limit: ![ pairs", "## A\n" + "![a " * 2400, "rendered"),
+    ("at limit: list items", "## A\n" + "- - - - - - - - a\n" * 370, "rendered"),
+    ("at limit: wide table", "## A\n|" + "a|" * 64 + "\n|" + "-|" * 64 + "\n" + ("x" * 200 + "\n") * 150, "rendered"),
+]
+
+
+@pytest.mark.parametrize("body, expected", [c[1:] for c in _MARKDOWN_CASES], ids=[c[0] for c in _MARKDOWN_CASES])
+def test_hostile_markdown_renders_or_is_refused_within_a_second(body, expected):
+    text = _make_sop("pay-x", "Refunds", body)
+    assert len(text) <= _MAX_DOCUMENT_CHARS
+    started = _time.perf_counter()
+    document, problems = _parse_document(text, "all/pay-x.md")
+    html = _markdown.render_html(body + f"\n<!-- {_time.time()} -->")  # a fresh text: never served from the cache
+    elapsed = _time.perf_counter() - started
+    assert elapsed < 1.0  # the bound issue 9 asks for, draft check and render together
+    if expected == "rendered":
+        assert document is not None and problems == [], [str(p) for p in problems]
+        assert html.startswith("<h2")
+    else:
+        assert document is None
+        refused = [p for p in problems if expected in p.message]
+        assert refused and refused[0].message.startswith("Markdown too complex: "), [str(p) for p in problems]
+        assert 13 <= refused[0].line <= text.count("\n") + 1
+        assert html.startswith("<pre><code>") or "<h2" in html  # refused text renders as escaped plain text
+
+
 # == requests: size, encoding, text validation at the edge =============================================
 
 # == card numbers masked at every boundary =============================================================
