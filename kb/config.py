@@ -72,6 +72,12 @@ SETTINGS: tuple[Setting, ...] = (
         "float",
     ),
     Setting("CANDIDATES", 100, "Sections each retriever returns before fusion.", "int"),
+    Setting(
+        "MAX_REQUEST_BYTES",
+        2_000_000,
+        "Largest request body accepted, in bytes (a whole document as JSON fits); larger ones get 413 unread.",
+        "int",
+    ),
     Setting("MAX_QUERY_CHARS", 2000, "Longest query accepted, in characters.", "int"),
     Setting("DEFAULT_K", 10, "Results returned when a request does not say how many.", "int"),
     Setting("MAX_K", 50, "Most results one request may ask for.", "int"),

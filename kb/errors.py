@@ -2,7 +2,7 @@
 
     KbError                      base of every error kb raises on purpose
     ├── ConfigError              a setting is unknown or has a bad value
-    ├── QueryError               a search request is malformed (HTTP 400)
+    ├── QueryError               a request is malformed: bad JSON, bad characters, bad search fields (HTTP 400)
     ├── NotFoundError            an SOP or other object does not exist (HTTP 404)
     ├── InputError               a field of a request or command is invalid (HTTP 422)
     ├── AuthRequiredError        no valid credentials were given (HTTP 401)
@@ -69,7 +69,7 @@ class ConfigError(KbError):
 
 
 class QueryError(KbError):
-    """A search request is malformed."""
+    """A request is malformed: JSON that does not parse, forbidden characters, a bad search field."""
 
     code = "bad_request"
     http_status = 400

@@ -31,9 +31,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
     app.extensions["kb"] = {"searcher": searcher_, "workflow": workflow_, "history": History(settings["CONTENT_DIR"])}
 
-    from kb.web import api, auth, authoring, errors, pages
+    from kb.web import api, auth, authoring, errors, pages, validation
 
     errors.register(app)
+    validation.init_app(app)
     auth.init_app(app)
     auth.csrf.exempt(api.bp)  # the API takes API keys only, never the session cookie
     app.register_blueprint(api.bp)
