@@ -146,7 +146,7 @@ def key_path(text: str, line: int | None) -> str | None:
         match = _KEY_LINE.match(raw)
         if not match:
             continue
-        indent = len(match.group(1))
+        indent = match.start(2)  # a key after "- " sits at the column of its text
         while path and path[-1][0] >= indent:
             path.pop()
         path.append((indent, match.group(2).strip("'\"")))

@@ -1,6 +1,9 @@
+from collections import OrderedDict
+
 import pytest
 
-from kb.markdown import is_safe_link, render_html, slugify
+from kb import markdown
+from kb.markdown import is_safe_link, parse, parse_bounded, render_html, slugify
 
 
 @pytest.mark.parametrize(
@@ -51,3 +54,75 @@ def test_render_gives_headings_the_chunking_anchors_and_marks_external_links():
 
 def test_render_tables():
     assert "<table>" in render_html("## T\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("a\n" + "[" * 1001, 1, "a run of 1,001 `[` characters is longer than 1,000"),
+        ("a\n\n" + "*a " * 5001, 2, "more than 5,000 Markdown markup characters"),
+        ("x\n" * 5001, 5000, "5,002 lines are more than 5,000"),
+        ("- a\n" * 3001, 3000, "more than 3,000 list items and blockquote markers"),
+        ("t\n|" + "a|" * 65 + "\n|" + "-|" * 65 + "\n", 1, "a table of 65 columns is wider than 64"),
+        ("|a|b|\n|-|-|\n" + "x\n" * 5000, 5000, "5,003 lines are more than 5,000"),
+        ("|" + "a|" * 60 + "\n|" + "-|" * 60 + "\n" + "x\n" * 200, 0, "tables of more than 10,000 cells in all"),
+        ("> " * 19 + "a\n", 0, "blockquotes and lists nested deeper than 18 levels"),
+        ("## h\n" * 301, 300, "301 headings are more than 300"),
+    ],
+)
+def test_parse_bounded_refuses_text_over_a_limit_naming_the_line(text, line, message):
+    tokens, refusals = parse_bounded(text)
+    assert refusals and refusals[0].line == line and message in refusals[0].message, refusals
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 1000 + "a",
+        "*a " * 2500,
+        "x\n" * 4999,
+        "- a\n" * 3000,
+        "|" + "a|" * 64 + "\n|" + "-|" * 64 + "\n" + "x\n" * 150,
+        "> " * 16 + "a\n",
+        "## h\n" * 300,
+    ],
+)
+def test_parse_bounded_accepts_text_at_each_limit(text):
+    tokens, refusals = parse_bounded(text)
+    assert refusals == [] and tokens[0].type != "code_block"
+
+
+def test_a_refused_text_parses_as_one_escaped_code_block():
+    text = "## Title\n<b>x</b>\n" + "[" * 2000
+    assert [t.type for t in parse(text)] == ["code_block"]
+    html = render_html(text)
+    assert html.startswith("<pre><code>## Title\n&lt;b&gt;x&lt;/b&gt;") and "<h2" not in html
+
+
+def test_render_html_is_remembered_by_the_hash_of_the_text(monkeypatch):
+    calls = []
+    real = markdown._render
+    monkeypatch.setattr(markdown, "_render", lambda text: calls.append(text) or real(text))
+    text = "## Cached\nOnce.\n"
+    first, second = render_html(text), render_html(text)
+    assert first is second and len(calls) <= 1
+    assert render_html(text + "x") != first and len(calls) == len(set(calls))
+
+
+def test_render_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(markdown, "_RENDERED", OrderedDict())
+    monkeypatch.setattr(markdown, "_rendered_chars", 0)
+    monkeypatch.setattr(markdown, "_RENDERED_MAX_ENTRIES", 2)
+    for n in range(5):
+        render_html(f"## Title {n}\n")
+    assert len(markdown._RENDERED) == 2
+    assert markdown._rendered_chars == sum(len(v) for v in markdown._RENDERED.values())
+
+
+def test_page_views_of_a_published_sop_render_it_once(client, monkeypatch):
+    calls = []
+    real = markdown._render
+    monkeypatch.setattr(markdown, "_render", lambda text: calls.append(text) or real(text))
+    pages = [client.get("/api/v1/sops/pay-duplicate-charge") for _ in range(3)]
+    assert all(p.status_code == 200 for p in pages)
+    assert len({p.get_json()["html"] for p in pages}) == 1 and len(calls) <= 1
