@@ -159,3 +159,33 @@ def test_malformed_categories_file_fails_lint_with_its_line(tmp_path):
     report = lint(sops, today=TODAY)
     assert report.errors >= 1
     assert any(p.file == "categories.yaml" and p.line == 4 and "malformed YAML" in p.message for p in report.problems)
+
+
+BAD_FILES = {
+    "all/pay-month.md": make_sop("pay-month", "M", GOOD_SOP, effective="2026-13-45"),
+    "all/pay-dup.md": make_sop("pay-dup", "D", GOOD_SOP, owner="a\nowner: b"),
+    "all/pay-bomb.md": make_sop("pay-bomb", "B", GOOD_SOP, lol="&a [x, x]", laughs="[*a, *a]"),
+}
+BAD_LINES = [
+    "all/pay-bomb.md:12: lol: malformed YAML front matter: anchors (&a) are not allowed",
+    "all/pay-dup.md:8: owner: malformed YAML front matter: duplicate key 'owner'",
+    "all/pay-month.md:9: effective: malformed YAML front matter: not a valid date (month must be in 1..12)",
+]
+
+
+@pytest.mark.parametrize("command", ["lint", "index"])
+def test_kb_lint_and_index_report_bad_files_and_go_on(tmp_path, monkeypatch, data_dir, command):
+    sops = init_repo(tmp_path / "lib", {**TINY_DOCS, **BAD_FILES}, values=VALUES)
+    monkeypatch.setenv("KB_CONTENT_DIR", str(sops))
+    monkeypatch.setenv("KB_DATA_DIR", str(data_dir))
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, [command])
+    assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit))
+    assert "Traceback" not in result.output
+    printed = result.stdout if command == "lint" else result.stderr
+    for line in BAD_LINES:
+        assert line in printed.splitlines(), printed
+    if command == "index":
+        assert "3 documents" in result.stdout and "skipped 3 document(s)" in result.stderr
+        assert (data_dir / "index" / "manifest.json").exists()
