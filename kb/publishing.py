@@ -191,13 +191,16 @@ class Publisher:
     def _roll_back(self, journal: dict) -> None:
         """Restore the file as it was at the last commit, audit the failure and remove the journal."""
         path = journal["path"]
-        tracked = repository.run_git(self.content, "ls-files", "--", path).strip()
-        if tracked:
+        # The file as it was, read from git's objects (a read works even when git cannot write its index).
+        old = repository.show(self.content, path, journal["old_head"]) if journal["old_head"] else None
+        target = self.content / path
+        if old is None:
+            target.unlink(missing_ok=True)
+        elif not target.exists() or target.read_bytes() != old.encode("utf-8"):
+            atomic_write(target, old)
+        staged = repository.run_git(self.content, "diff", "--cached", "--name-only", "--", path, check=False)
+        if staged and staged.strip():
             repository.run_git(self.content, "reset", "-q", "--", path)
-            repository.run_git(self.content, "checkout", "-q", "--", path)
-        else:
-            repository.run_git(self.content, "rm", "-q", "--cached", "--ignore-unmatch", "--", path)
-            (self.content / path).unlink(missing_ok=True)
         with closing(store.connect(self.data)) as db, db:
             row = db.execute("SELECT sop_id FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
             audit.record(

@@ -168,3 +168,112 @@ def test_the_watcher_finishes_a_crashed_publish(authoring):
     subprocess.run([sys.executable, "-c", script], env={**env, CRASH_AT_ENV: "committed"}, cwd=ROOT, timeout=300)
     Watcher(authoring.settings, Workflow(authoring.settings), interval=60).tick()
     assert not (authoring.data / JOURNAL).exists() and state(authoring)["found"]
+
+
+# -- a full disk during a publish ------------------------------------------------------------------------------
+
+
+def _fail_writes_to(monkeypatch, marker: str) -> None:
+    """Make every atomic write whose temporary file's name contains marker fail as a full disk would."""
+    import errno
+
+    from kb import files
+
+    real_write = os.write
+
+    def write(fd, data):
+        if marker in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(files.os, "write", write)
+
+
+def _temporary_files(*folders) -> list:
+    return [p for folder in folders for p in folder.rglob(".*.tmp")]
+
+
+@pytest.mark.parametrize(
+    "step, committed",
+    [("journal", False), ("file", False), ("commit", False), ("index", True)],
+)
+def test_a_failed_write_at_any_publish_step_keeps_the_old_revision_and_a_retry_succeeds(
+    authoring, monkeypatch, step, committed
+):
+    draft = in_review(authoring)
+    before = state(authoring)
+    lock = authoring.repo / ".git" / "index.lock"
+    if step == "commit":
+        lock.write_text("")  # git refuses to add or commit, as it does on a full disk or a stale lock
+    else:
+        marker = {"journal": ".publish.json.", "file": ".pay-duplicate-charge.md.", "index": ".manifest.json."}[step]
+        _fail_writes_to(monkeypatch, marker)
+    response = authoring.call("POST", f"/api/v1/drafts/{draft}/approve", "bob")
+    assert response.status_code == 503, response.get_json()
+    assert response.get_json()["error"]["code"] == "storage_error"
+    after = state(authoring)
+    assert after["indexed"] == before["indexed"] and not after["found"]  # the old revision still serves
+    assert _temporary_files(authoring.repo, authoring.data) == []  # nothing half written
+    assert authoring.call("GET", f"/api/v1/drafts/{draft}", "ann").get_json()["status"] == "in_review"
+    if committed:
+        assert after["head"] != before["head"] and (authoring.data / JOURNAL).exists()  # recovery rolls forward
+    else:
+        assert after["head"] == before["head"] and not (authoring.data / JOURNAL).exists()
+        assert git(authoring.repo, "status", "--porcelain", "--", "sops").strip() == ""
+    monkeypatch.undo()
+    lock.unlink(missing_ok=True)
+    retry = authoring.call("POST", f"/api/v1/drafts/{draft}/approve", "bob")
+    assert retry.status_code == 200, retry.get_json()
+    final = state(authoring)
+    assert final["found"] and final["indexed"] == final["head"] == retry.get_json()["revision"]
+    assert not (authoring.data / JOURNAL).exists() and len(authoring.audit(action="published")) == 1
+
+
+def test_a_publish_onto_a_really_full_disk_fails_cleanly_and_succeeds_once_there_is_room(sop_repo, data_dir, tmp_path):
+    """Content and instance folders on a small tmpfs filled to the last byte: the publish fails whole."""
+    from tests.conftest import Authoring
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        import shutil
+
+        from kb.indexing.builder import build_index
+
+        repo, data = mount / "content", mount / "instance"
+        shutil.copytree(sop_repo, repo)
+        shutil.copytree(data_dir, data)
+        build_index(repo / "sops", data)
+        authoring = Authoring(repo, data, {**authoring_settings(repo, data)})
+        draft = in_review(authoring)
+        before = state(authoring)
+        filler = mount / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill the disk to the last byte
+        try:
+            for size in (1024 * 1024, 4096, 1):
+                try:
+                    while os.write(fd, b"\0" * size):
+                        pass
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        response = authoring.call("POST", f"/api/v1/drafts/{draft}/approve", "bob")
+        assert response.status_code == 503 and response.get_json()["error"]["code"] == "storage_error"
+        after = state(authoring)
+        assert after == before and not (data / JOURNAL).exists()
+        assert _temporary_files(repo, data) == []
+        filler.unlink()
+        retry = authoring.call("POST", f"/api/v1/drafts/{draft}/approve", "bob")
+        assert retry.status_code == 200 and state(authoring)["found"]
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def authoring_settings(repo, data) -> dict:
+    from kb.config import load_settings
+
+    return load_settings({"CONTENT_DIR": repo / "sops", "DATA_DIR": data}, environ={})

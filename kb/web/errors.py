@@ -7,12 +7,13 @@ back (a filter, a field, a name) never carries a card number out.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from urllib.parse import urlencode
 
-from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from kb.errors import AuthRequiredError, ForbiddenError, KbError
+from kb.errors import AuthRequiredError, ForbiddenError, KbError, RateLimitedError, StorageError, TooLargeError
 from kb.redaction import install_log_filter, redact, redact_data
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,28 @@ def register(app: Flask) -> None:
             auth.denied(auth.current_user(), redact(error.message))
         if error.http_status >= 500:
             log.error("%s: %s", error.code, error.message)
-        return _respond(error.http_status, error.code, redact(error.message), redact_data(error.details))
+        response, status = _respond(error.http_status, error.code, redact(error.message), redact_data(error.details))
+        if isinstance(error, RateLimitedError):
+            response = make_response(response, status)
+            response.headers["Retry-After"] = str(error.retry_after)
+            return response
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        if error.code == 413:  # werkzeug stopped a body (chunked, or a form field) past MAX_CONTENT_LENGTH
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"body: more than the {limit:,} bytes a request may send" if limit else "body: too large"
+            return _respond(413, TooLargeError.code, message, {"field": "body"})
         code = (error.name or "error").lower().replace(" ", "_")
         return _respond(error.code or 500, code, redact(error.description or error.name or ""))
+
+    @app.errorhandler(sqlite3.Error)
+    def database_error(error: sqlite3.Error):
+        """The instance database failed (a full disk, a locked or damaged file): StorageError's answer."""
+        log.error("the instance database failed on %s %s: %s", request.method, request.path, error)
+        message = f"the instance database failed ({error}); nothing was half written, retry shortly"
+        return _respond(StorageError.http_status, StorageError.code, message, {"field": None})
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
