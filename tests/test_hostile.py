@@ -169,6 +169,39 @@ def test_hostile_markdown_renders_or_is_refused_within_a_second(body, expected):
         assert html.startswith("<pre><code>") or "<h2" in html  # refused text renders as escaped plain text
 
 
+def _preview(authoring, body: str):
+    from tests.test_authoring_web import login, token
+
+    login(authoring.client, "ann")
+    page = authoring.client.get("/sops/pay-duplicate-charge/edit").get_data(as_text=True)
+    fields = {"id": "pay-duplicate-charge", "title": "Duplicate charges", "type": "sop", "business_line": "all"}
+    fields.update(categories="payments/duplicate-charge", owner="payments-policy", status="published")
+    form = {**fields, "csrf_token": token(page), "sop_id": "pay-duplicate-charge", "effective": "2026-09-01"}
+    return authoring.client.post("/drafts/preview", data={**form, "body": body})
+
+
+@pytest.mark.parametrize(
+    "body, status, expected",
+    [
+        ("## Purpose\n" + "[" * 5000 + "\n", 200, "Markdown too complex: a run of 5,000 `[` characters"),
+        ("## Purpose\n" + "x" * _MAX_DOCUMENT_CHARS, 413, "body: the document is longer than 200,000 characters"),
+    ],
+    ids=["adversarial body", "body over the document length"],
+)
+def test_hostile_live_preview_is_bounded(authoring, body, status, expected):
+    started = _time.perf_counter()
+    response = _preview(authoring, body)
+    assert _time.perf_counter() - started < 1.0
+    assert response.status_code == status
+    if status == 200:
+        assert response.get_json()["html"].startswith("<pre><code>")
+        assert any(expected in p["message"] for p in response.get_json()["problems"])
+    else:  # a browser form gets the error page, an API client the JSON shape
+        shown = response.get_json()["error"]["message"] if response.is_json else response.get_data(as_text=True)
+        assert expected in shown
+    assert authoring.audit(action="draft_created") == []  # a preview stores nothing
+
+
 # == requests: size, encoding, text validation at the edge =============================================
 
 # == card numbers masked at every boundary =============================================================
