@@ -103,3 +103,21 @@ def test_document_returns_the_stored_file_and_its_revision(searcher, library):
     assert doc["markdown"] == path.read_text()
     assert doc["revision"] == git(path.parent, "log", "-1", "--format=%H", "--", path.name).strip()
     assert doc["sections"][0]["anchor"] and 'id="' in doc["html"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "semantic"])
+def test_a_failing_query_encoder_answers_keyword_results_marked_degraded(library, mode):
+    from kb.indexing.embeddings import OnnxEncoder, onnx_folder
+    from kb.search import Searcher
+
+    searcher = Searcher(library, encoder=OnnxEncoder(onnx_folder(library["DATA_DIR"], "")))
+    searcher.encoder.tokenizer.no_truncation()  # over 512 tokens, onnxruntime now fails on the real model
+    query = "customer charged twice " + "x " * 900
+    degraded = searcher.search(query, 5, mode)
+    keyword = searcher.search(query, 5, "keyword")
+    assert degraded.degraded and not keyword.degraded
+    assert [h.sop_id for h in degraded.hits] == [h.sop_id for h in keyword.hits] != []
+    explained = searcher.explain(query, 5)
+    assert explained["rankings"]["semantic"] == [] and explained["rankings"]["taxonomy"] == []
+    assert [row["sop_id"] for row in explained["hybrid"]] == [h.sop_id for h in keyword.hits]
+    assert searcher.search("customer charged twice", 3, mode).degraded is False  # the burst ends
