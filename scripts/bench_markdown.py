@@ -83,7 +83,7 @@ def inputs() -> dict[str, str]:
         "at limit: [ runs": ("[" * run + "a ") * (markdown.MAX_MARKUP // run),
         "at limit: [ spread": fill("[a " + "x" * 30, 33 * markdown.MAX_MARKUP),
         "at limit: ![ pairs": fill("![a ", 2 * markdown.MAX_MARKUP),
-        "at limit: [a]( links": fill("[a](" + " " * 36, 40 * markdown.MAX_MARKUP),
+        "at limit: [a]( links": fill("[a](" + " " * 36, 40 * (markdown.MAX_MARKUP // 2)),
         "at limit: *_ emphasis": fill("*_" + "x" * 30, 16 * markdown.MAX_MARKUP),
         "at limit: lines": fill("word\n", 5 * markdown.MAX_LINES - 1),
         "at limit: list items": fill("- a\n", 4 * markdown.MAX_CONTAINERS)
