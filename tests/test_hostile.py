@@ -208,6 +208,190 @@ def test_hostile_live_preview_is_bounded(authoring, body, status, expected):
 
 # == authentication: redirects, sessions, rate limits ==================================================
 
+import re as _auth_re  # noqa: E402
+
+_CSRF = _auth_re.compile(r'name="csrf_token" value="([^"]+)"')
+_NEXT = _auth_re.compile(r'name="next" value="([^"]*)"')
+
+# Each target must land on the search page after log-in. Decision on percent-encoding: a target is also
+# checked after one percent-decoding and NFKC, so "/%2F%2Fevil" (which some proxies and frameworks decode
+# into "//evil") and full-width slashes are refused too; no page of kb needs an encoded slash.
+HOSTILE_REDIRECTS = [
+    ("protocol-relative", "//evil.example"),
+    ("protocol-relative-path", "//evil.example/login"),
+    ("triple-slash", "///evil.example"),
+    ("four-slashes", "////evil.example"),
+    ("tab-between-slashes", "/\t/evil.example"),
+    ("vertical-tab", "/\x0b/evil.example"),
+    ("newline", "/\n/evil.example"),
+    ("carriage-return", "/\r/evil.example"),
+    ("nul", "/\x00/evil.example"),
+    ("del", "/\x7f/evil.example"),
+    ("line-separator", "/\u2028/evil.example"),
+    ("paragraph-separator", "/\u2029/evil.example"),
+    ("bidi-override", "/\u202e/evil.example"),
+    ("zero-width-space", "/\u200b/evil.example"),
+    ("backslashes", "\\/\\/evil.example"),
+    ("slash-backslash", "/\\evil.example"),
+    ("backslash-in-path", "/sops\\..\\..\\evil"),
+    ("https", "https://evil.example"),
+    ("http-no-slashes", "http:evil.example"),
+    ("uppercase-scheme", "HTTPS://evil.example"),
+    ("javascript", "javascript:alert(1)"),
+    ("javascript-mixed-case", "JaVaScRiPt:alert(1)"),
+    ("data-url", "data:text/html,<script>alert(1)</script>"),
+    ("leading-space", " //evil.example"),
+    ("leading-tab", "\t//evil.example"),
+    ("encoded-slashes", "/%2F%2Fevil.example"),
+    ("encoded-slash-lowercase", "/%2f/evil.example"),
+    ("encoded-backslash", "/%5C/evil.example"),
+    ("encoded-tab", "/%09/evil.example"),
+    ("encoded-crlf-header-injection", "/%0d%0aSet-Cookie:%20x=1"),
+    ("full-width-slashes", "/\uff0f\uff0fevil.example"),
+    ("relative-no-slash", "evil.example"),
+    ("userinfo", "https://kb.example@evil.example"),
+    ("too-long", "/" + "a" * 5000),
+]
+LOCAL_REDIRECTS = [
+    ("drafts", "/drafts", "/drafts"),
+    ("editor", "/sops/pay-duplicate-charge/edit", "/sops/pay-duplicate-charge/edit"),
+    ("query-with-encoded-slash", "/?q=a%2Fb&mode=keyword", "/?q=a%2Fb&mode=keyword"),
+    ("at-sign-in-path", "/@evil.example", "/@evil.example"),
+    ("missing", None, "/"),
+]
+
+
+@pytest.mark.parametrize("target", [case[1] for case in HOSTILE_REDIRECTS], ids=[c[0] for c in HOSTILE_REDIRECTS])
+def test_hostile_redirect_after_log_in_lands_on_the_search_page(app, client, target):
+    from kb.web import auth
+
+    with app.test_request_context("/login", method="POST", data={"next": target}):
+        assert auth.safe_next() == "/"
+    shown = client.get("/login", query_string={"next": target})
+    assert shown.status_code in (200, 400)  # C0 controls are refused at the edge (kb.web.validation)
+    if shown.status_code == 200:
+        assert _NEXT.search(shown.get_data(as_text=True))[1] == "/"  # the form carries the search page on
+
+
+@pytest.mark.parametrize(
+    ("target", "location"), [case[1:] for case in LOCAL_REDIRECTS], ids=[c[0] for c in LOCAL_REDIRECTS]
+)
+def test_hostile_redirect_table_keeps_local_pages(authoring, target, location):
+    form = authoring.client.get("/login").get_data(as_text=True)
+    data = {"name": "ann", "password": "ann-password-123", "csrf_token": _CSRF.search(form)[1]}
+    if target is not None:
+        data["next"] = target
+    assert authoring.client.post("/login", data=data).headers["Location"] == location
+
+
+# (case, typed name, status, actor stored): 400 is refused at the edge before anything is stored, 422 is
+# refused as a name (audited without it), 401 is a failed log-in audited with the name masked.
+HOSTILE_LOGIN_NAMES = [
+    ("nul", "ann\x00", 400, None),
+    ("crlf-log-injection", "ann\r\n2026-12-01 login ok admin", 422, None),
+    ("line-separator", "ann\u2028admin", 422, None),
+    ("bidi-override", "\u202eadmin", 422, None),
+    ("ansi-escape", "\x1b[2Jann", 400, None),
+    ("c1-control", "ann\x85admin", 422, None),
+    ("huge", "a" * 100_000, 422, None),
+    ("65-characters", "x" * 65, 422, None),
+    ("blank", "   ", 422, None),
+    ("card-number", "4111 1111 1111 1111", 401, "[card ending 1111]"),
+    ("card-en-dashes", "4111\u20131111\u20131111\u20131111", 401, "[card ending 1111]"),
+    ("card-full-width-digits", "\uff14" + "\uff11" * 15, 401, "[card ending 1111]"),
+    ("card-inside-a-name", "ann 4111111111111111", 401, "ann [card ending 1111]"),
+]
+
+
+@pytest.mark.parametrize(
+    ("number", "typed", "status", "stored"),
+    [(number, *case[1:]) for number, case in enumerate(HOSTILE_LOGIN_NAMES)],
+    ids=[case[0] for case in HOSTILE_LOGIN_NAMES],
+)
+def test_hostile_login_name_is_refused_or_stored_masked(library, client, number, typed, status, stored):
+    import json
+
+    from kb import audit, store
+
+    address = f"10.66.0.{number + 1}"  # one address per case: log-in attempts are limited per address
+    client.environ_base["REMOTE_ADDR"] = address
+    form = client.get("/login").get_data(as_text=True)
+    data = {"name": typed, "password": "whatever-123", "csrf_token": _CSRF.search(form)[1]}
+    response = client.post("/login", data=data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == status
+    assert "4111" not in page and "\x00" not in page and "\u202e" not in page
+    db = store.connect(library["DATA_DIR"])
+    try:
+        rows = [row for row in audit.query(db, action="login_failed", limit=1000) if row["client"] == address]
+    finally:
+        db.close()
+    assert "4111" not in json.dumps(rows, ensure_ascii=False)
+    if status == 400:
+        assert rows == []
+    else:
+        assert len(rows) == 1 and rows[0]["actor"] == stored
+    if status == 422:
+        assert "User name: " in page and rows[0]["target"] is None
+
+
+def _flood_bad_keys(authoring, client):
+    return [client.get("/api/v1/drafts", headers={"Authorization": f"Bearer kb_guess{i}"}) for i in range(40)]
+
+
+def _flood_anonymous_writes(authoring, client):
+    return [client.post("/api/v1/drafts/1/submit") for _ in range(40)]
+
+
+def _flood_failed_log_ins(authoring, client):
+    answers = []
+    for _ in range(40):
+        form = client.get("/login").get_data(as_text=True)
+        data = {"name": "ann", "password": "guess-guess-guess", "csrf_token": _CSRF.search(form)[1]}
+        answers.append(client.post("/login", data=data))
+    return answers
+
+
+def _flood_replayed_session(authoring, client):
+    form = client.get("/login").get_data(as_text=True)
+    data = {"name": "ann", "password": "ann-password-123", "csrf_token": _CSRF.search(form)[1]}
+    client.post("/login", data=data)
+    cookie = client.get_cookie("kb_session").value
+    page = client.get("/sops/new").get_data(as_text=True)
+    client.post("/logout", data={"csrf_token": _CSRF.search(page)[1]})
+    answers = []
+    for _ in range(40):
+        client.set_cookie("kb_session", cookie)
+        answers.append(client.get("/drafts"))
+    return answers
+
+
+# (flood, audit action, rows stored at most with the default settings, statuses seen)
+HOSTILE_FLOODS = [
+    ("bad-api-keys", _flood_bad_keys, "login_failed", 10, {401, 429}),  # RATE_LIMIT_LOGIN 10/minute
+    ("anonymous-writes", _flood_anonymous_writes, "permission_denied", 20, {401}),  # RATE_LIMIT_AUDIT 20/minute
+    ("failed-log-ins", _flood_failed_log_ins, "login_failed", 10, {401, 429}),  # 5 failures, then locked
+    ("replayed-session", _flood_replayed_session, "session_expired", 20, {303}),
+]
+
+
+@pytest.mark.parametrize(
+    ("flood", "action", "most", "statuses"),
+    [case[1:] for case in HOSTILE_FLOODS],
+    ids=[case[0] for case in HOSTILE_FLOODS],
+)
+def test_hostile_flood_cannot_fill_the_audit_log(authoring, flood, action, most, statuses):
+    client = authoring.app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.77.0.1"
+    answers = flood(authoring, client)
+    assert {answer.status_code for answer in answers} == statuses
+    assert all(answer.status_code < 500 for answer in answers)
+    rows = [row for row in authoring.audit(action=action) if row["client"] == "10.77.0.1"]
+    assert 1 <= len(rows) <= most
+    limited = [answer for answer in answers if answer.status_code == 429]
+    assert all(1 <= int(answer.headers["Retry-After"]) <= 15 * 60 for answer in limited)
+
+
 # == index faults ======================================================================================
 
 
