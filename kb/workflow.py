@@ -18,52 +18,23 @@ before it is stored: a commit message never holds a card number.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import sqlite3
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kb import audit, repository, store
 from kb.accounts import User, has_role
 from kb.diffing import line_diff
-from kb.documents import ID_PATTERN, split_front_matter
+from kb.documents import split_front_matter
+from kb.drafts import COMMIT, STATUSES, Draft, check_comment, check_fields
 from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, NotFoundError, Problem
 from kb.library import Library, load_library
 from kb.lint import check_text
 from kb.publishing import Publisher
 from kb.redaction import redact
 from kb.values import load_values
-
-STATUSES = ("draft", "in_review", "published")
-MAX_MARKDOWN_CHARS = 200_000
-MAX_SUMMARY_CHARS = 200
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A proposed revision of one SOP."""
-
-    id: int
-    sop_id: str
-    base_revision: str | None
-    markdown: str
-    summary: str
-    author: str
-    status: str
-    reviewer: str | None
-    comment: str | None
-    revision: str | None
-    restored_from: str | None
-    created: str
-    updated: str
-
-    def to_dict(self) -> dict:
-        """The API's draft shape."""
-        return asdict(self)
 
 
 class Workflow:
@@ -176,18 +147,7 @@ class Workflow:
         return history[0].commit if history else None
 
     def _validate(self, sop_id: object, markdown: object, summary: object, base_revision: object) -> list[Problem]:
-        if not isinstance(sop_id, str) or not ID_PATTERN.match(sop_id) or len(sop_id) > 80:
-            raise InputError("sop_id: must be lowercase letters, digits and single dashes", {"field": "sop_id"})
-        if not isinstance(markdown, str) or not markdown.strip():
-            raise InputError("markdown: must be the whole file as text", {"field": "markdown"})
-        if len(markdown) > MAX_MARKDOWN_CHARS:
-            raise InputError(f"markdown: longer than {MAX_MARKDOWN_CHARS:,} characters", {"field": "markdown"})
-        if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
-            raise InputError("summary: must be one line of text describing the change", {"field": "summary"})
-        if len(summary) > MAX_SUMMARY_CHARS:
-            raise InputError(f"summary: longer than {MAX_SUMMARY_CHARS} characters", {"field": "summary"})
-        if base_revision is not None and (not isinstance(base_revision, str) or not _COMMIT.match(base_revision)):
-            raise InputError("base_revision: must be a 40-character commit id or null", {"field": "base_revision"})
+        check_fields(sop_id, markdown, summary, base_revision)
         library = load_library(self.content)
         current = self.current_revision(sop_id, library)
         if base_revision is None and current is not None:
@@ -277,10 +237,7 @@ class Workflow:
     def return_(self, user: User, draft_id: int, comment: object, client: str | None = None) -> Draft:
         """Send a draft in review back to its author with a comment."""
         _require(user, "approver")
-        if not isinstance(comment, str) or not comment.strip():
-            raise InputError("comment: say what the author should change", {"field": "comment"})
-        if len(comment) > 5000:
-            raise InputError("comment: longer than 5,000 characters", {"field": "comment"})
+        check_comment(comment)
         draft = self.get(draft_id)
         self._move(draft, "in_review", "draft")
         return self._set(
@@ -290,7 +247,7 @@ class Workflow:
     def restore(self, user: User, sop_id: str, revision: object, client: str | None = None) -> Draft:
         """A new draft whose text is an old revision of an SOP; it goes through review like any other."""
         _require(user, "author")
-        if not isinstance(revision, str) or not _COMMIT.match(revision):
+        if not isinstance(revision, str) or not COMMIT.match(revision):
             raise InputError("revision: must be a 40-character commit id", {"field": "revision"})
         path = self.path_of(sop_id)
         text = repository.show(self.content, path, revision)
@@ -378,21 +335,3 @@ class Workflow:
 def _require(user: User | None, role: str) -> None:
     if not has_role(user, role):
         raise ForbiddenError(f"this needs the {role} role", {"field": "role"})
-
-
-def review_due(documents: list[dict], today: dt.date | None = None, days: int = 30) -> dict[str, list[dict]]:
-    """Documents whose review_by has passed or falls within days, by owner (soonest first)."""
-    today = today or dt.date.today()
-    horizon = today + dt.timedelta(days=days)
-    due: dict[str, list[dict]] = {}
-    for doc in sorted(documents, key=lambda d: (d.get("review_by") or "9999", d["id"])):
-        review_by = doc.get("review_by")
-        if not review_by or doc.get("status") == "retired":
-            continue
-        day = dt.date.fromisoformat(review_by)
-        if day <= horizon:
-            entry = {key: doc[key] for key in ("id", "title", "type", "owner", "review_by")}
-            entry["overdue"] = day < today
-            entry["days_left"] = (day - today).days
-            due.setdefault(doc["owner"], []).append(entry)
-    return dict(sorted(due.items()))

@@ -219,7 +219,7 @@ def test_review_due_lists_documents_by_owner(authoring):
 def test_review_due_rule():
     import datetime as dt
 
-    from kb.workflow import review_due
+    from kb.reviews import review_due
 
     docs = [
         {"id": "a", "title": "A", "type": "sop", "owner": "x", "status": "published", "review_by": "2026-11-01"},

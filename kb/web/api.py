@@ -243,7 +243,7 @@ def diff_revisions(sop_id: str):
 @bp.get("/api/v1/review-due")
 def review_due_api():
     """Documents whose review_by has passed or falls in the next 30 days, by owner."""
-    from kb.workflow import review_due
+    from kb.reviews import review_due
 
     return jsonify({"owners": review_due(searcher().list_documents())})
 

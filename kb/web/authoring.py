@@ -12,9 +12,9 @@ from kb.diffing import diff_html
 from kb.documents import BUSINESS_LINES, FIELDS, STATUSES, TYPES, split_front_matter
 from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, KbError
 from kb.history import parse_day
+from kb.reviews import review_due
 from kb.values import resolve
 from kb.web import auth, history, path_of, searcher, workflow
-from kb.workflow import review_due
 
 bp = Blueprint("authoring", __name__)
 
