@@ -122,9 +122,19 @@ class PanMatch:
     last4: str
 
 
+# A separator written as an escape, as repr() and JSON write one ('4242\\xa04242', '4242\\u200b4242').
+_ESCAPED_SEPARATOR = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[tnrfv])")
+
+
 def shadow(text: str) -> str:
-    """The text with each character replaced by its class (same length; see the module docstring)."""
-    return text.translate(_TABLE)
+    """The text with each character replaced by its class (same length; see the module docstring).
+
+    Escaped separators count as invisible ones, so a card number in a repr() of a value is still found.
+    """
+    shadowed = text.translate(_TABLE)
+    if "\\" not in shadowed:
+        return shadowed
+    return _ESCAPED_SEPARATOR.sub(lambda m: "_" * len(m.group()), shadowed)
 
 
 def _chain_ends(region: str, groups: list[tuple[int, int, str]]) -> list[int]:

@@ -109,6 +109,8 @@ POSITIVE = [
     ("security code", f"{VISA} security code is 4321", f"{MASKED} security code is [cvv]"),
     ("amex cid", "3782 822463 10005 cid 1234", "[card ending 0005] cid [cvv]"),
     ("full-width cvv label", f"{VISA} ＣＶＶ １２３", f"{MASKED} CVV [cvv]"),
+    ("escaped in a repr", repr("4242\u00a04242\u00a04242\u00a04242"), f"'{MASKED}'"),
+    ("escaped in json", '"4242\\u2009 4242\\u2009 4242\\u2009 4242"', f'"{MASKED}"'),
     ("lone cvv", "my cvv is 123", "my cvv is [cvv]"),
     ("lone cvv2", "CVV2=1234 please", "CVV2=[cvv] please"),
     ("lone security code", "the security code 876 on the back", "the security code [cvv] on the back"),
@@ -135,6 +137,7 @@ NEGATIVE = [
     ("three digits without a card", "refund 123 coins"),
     ("expiry without a card", "exp 09/27"),
     ("a mask already", f"{MASKED} [cvv] [expiry]"),
+    ("escapes without a card", "line\\nnext 12\\t34"),
 ]
 
 
