@@ -250,10 +250,16 @@ def _explain(report: dict, relevant: set[str], as_json: bool) -> None:
 @click.pass_context
 def serve_command(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the web app and JSON API with gunicorn."""
+    from kb.errors import IndexError_, IndexNotBuiltError
     from kb.indexing.builder import current_generation
 
     settings = _settings(ctx)
-    current_generation(settings["DATA_DIR"])  # fail now, clearly, if there is no index
+    try:
+        current_generation(settings["DATA_DIR"])  # fail now, clearly, if no index was ever built
+    except IndexNotBuiltError:
+        raise
+    except IndexError_ as error:  # damaged: serve anyway, /healthz and search say why until a rebuild
+        click.echo(f"kb serve: warning: {error.message}", err=True)
     from kb.web.server import run
 
     run(host or settings["HOST"], port or settings["PORT"], workers or settings["WORKERS"])
