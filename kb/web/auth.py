@@ -196,7 +196,9 @@ def require(role: str) -> accounts.User:
 def denied(user: accounts.User | None, reason: str, target: str | None = None) -> None:
     """Record a refusal in the audit log (the error handler does it for every ForbiddenError)."""
     details = {"reason": reason, "method": request.method, "path": request.path}
-    audit_event("permission_denied", actor=user.name if user else None, target=target, outcome="denied", details=details)
+    audit_event(
+        "permission_denied", actor=user.name if user else None, target=target, outcome="denied", details=details
+    )
 
 
 def _has_controls(text: str) -> bool:

@@ -171,7 +171,9 @@ def _exceeded(error: RateLimitExceeded):
     retry_after = max(1, math.ceil(current.window[0] - time.time())) if current is not None else 60
     what, field = MESSAGES.get(scope, MESSAGES["write"])
     minutes = max(1, math.ceil(retry_after / 60))
-    message = f"{what}: try again in {retry_after} s" if retry_after < 120 else f"{what}: try again in {minutes} minutes"
+    message = (
+        f"{what}: try again in {retry_after} s" if retry_after < 120 else f"{what}: try again in {minutes} minutes"
+    )
     details = {"field": field, "limit": str(error.limit.limit), "retry_after": retry_after}
     if scope == "login-failures":
         from kb.web import auth
