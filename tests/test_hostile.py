@@ -206,6 +206,207 @@ def test_hostile_live_preview_is_bounded(authoring, body, status, expected):
 
 # == card numbers masked at every boundary =============================================================
 
+import json as _pan_json  # noqa: E402
+import logging as _logging  # noqa: E402
+import re as _pan_re  # noqa: E402
+import unicodedata as _unicodedata  # noqa: E402
+from urllib.parse import unquote_plus as _unquote_plus  # noqa: E402
+
+_PAN = "4242424242424242"
+_PAN_MASK = "[card ending 4242]"
+
+
+def _pan_in(separator: str, zero: str = "0") -> str:
+    """The test card written in the digits of the script whose zero is `zero`, in groups of four."""
+    digits = "".join(chr(ord(zero) + int(d)) for d in _PAN)
+    return separator.join(digits[i : i + 4] for i in range(0, 16, 4))
+
+
+_PAN_VARIANTS = [
+    ("ungrouped", _PAN),
+    ("spaces", _pan_in(" ")),
+    ("no-break spaces", _pan_in("\u00a0")),
+    ("thin spaces", _pan_in("\u2009")),
+    ("ideographic spaces", _pan_in("\u3000")),
+    ("tab and newline", "4242\t4242\n4242\t4242"),
+    ("dots", _pan_in(".")),
+    ("slashes", _pan_in("/")),
+    ("en dashes", _pan_in("\u2013")),
+    ("minus signs", _pan_in("\u2212")),
+    ("full-width hyphens", _pan_in("\uff0d")),
+    ("zero-width spaces", _pan_in("\u200b")),
+    ("soft hyphens", _pan_in("\u00ad")),
+    ("word joiners", _pan_in("\u2060")),
+    ("arabic-indic digits", _pan_in(" ", "\u0660")),
+    ("devanagari digits", _pan_in("-", "\u0966")),
+    ("full-width digits", _pan_in("", "\uff10")),
+    ("mathematical digits", _pan_in(" ", "\U0001d7ce")),
+    ("with expiry and cvv", _pan_in(" ") + " exp 09/27 cvv 123"),
+]
+_PAN_IDS = [case for case, _ in _PAN_VARIANTS]
+
+
+def _card_left(text: str) -> bool:
+    """Whether text still holds the test card beyond its last four, or its expiry or CVV, in any form."""
+    from kb.redaction import find_pans
+
+    folded = "".join(
+        str(_unicodedata.decimal(c)) if _unicodedata.decimal(c, None) is not None else c
+        for c in _unicodedata.normalize("NFKC", text)
+    )
+    folded = _pan_re.sub(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[tnr])", " ", folded.replace(_PAN_MASK, "|"))
+    digits = _pan_re.sub(r"[^0-9A-Za-z|]", "", folded)  # digits still side by side once separators are gone
+    return bool(find_pans(text)) or "424242424242" in digits or "09/27" in folded or "cvv 123" in folded
+
+
+@pytest.fixture(scope="module")
+def pan_client(library):
+    """A client of an app over the shipped library whose rate limits leave room for these tables."""
+    from kb.web import create_app
+
+    app = create_app(
+        {**library, "TESTING": True, "RATE_LIMIT_SEARCH": "100000/minute", "RATE_LIMIT_LOGIN": "100000/minute"}
+    )
+    return app.test_client()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("case, written", _PAN_VARIANTS, ids=_PAN_IDS)
+def test_card_number_masked_in_the_search_response_and_the_log(pan_client, caplog, case, written, method):
+    query = f"customer card {written} charged twice"
+    with caplog.at_level(_logging.INFO, logger="kb"):
+        if method == "GET":
+            response = pan_client.get("/api/v1/search", query_string={"q": query, "k": 3})
+        else:
+            response = pan_client.post("/api/v1/search", json={"query": query, "k": 3})
+    assert response.status_code == 200
+    echoed = response.get_json()["query"]
+    assert echoed.startswith(f"customer card {_PAN_MASK}") and echoed.endswith("charged twice")
+    assert not _card_left(response.get_data(as_text=True))
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("kb")]
+    assert any(_PAN_MASK in line for line in lines), lines
+    assert not _card_left(caplog.text)
+
+
+@pytest.mark.parametrize("case, written", _PAN_VARIANTS, ids=_PAN_IDS)
+def test_card_number_masked_in_the_audit_log_as_a_login_name(pan_client, library, case, written):
+    from kb import audit, store
+
+    address = f"10.9.{_PAN_IDS.index(case)}.1"
+    form = pan_client.get("/login", environ_base={"REMOTE_ADDR": address}).get_data(as_text=True)
+    csrf = _pan_re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    response = pan_client.post(
+        "/login",
+        data={"name": f"agent {written}", "password": "wrong-password-1", "csrf_token": csrf},
+        environ_base={"REMOTE_ADDR": address},
+    )
+    # Refused as a name (422: a no-break space is not printable) or failed (401): never echoed, never stored.
+    assert response.status_code in (401, 422)
+    assert not _card_left(response.get_data(as_text=True))
+    db = store.connect(library["DATA_DIR"])
+    try:
+        rows = [r for r in audit.query(db, limit=1000) if r["client"] == address]
+    finally:
+        db.close()
+    assert not any(_card_left(_pan_json.dumps(row, ensure_ascii=False)) for row in rows)
+    if response.status_code == 401:
+        actors = [row["actor"] for row in rows if row["action"] == "login_failed"]
+        assert len(actors) == 1 and actors[0].startswith(f"agent {_PAN_MASK}")
+
+
+@pytest.mark.parametrize("case, written", _PAN_VARIANTS, ids=_PAN_IDS)
+def test_card_number_masked_in_every_argument_of_the_search_page_redirect(pan_client, case, written):
+    args = {"q": f"refund card {written}", "category": written, "mode": "hybrid", "note": f"x{written}"}
+    response = pan_client.get("/", query_string=args)
+    assert response.status_code == 303
+    location = _unquote_plus(response.headers["Location"])
+    assert not _card_left(location)
+    assert location.count(_PAN_MASK) == 3 and "mode=hybrid" in location
+    page = pan_client.get(response.headers["Location"])
+    assert page.status_code == 200
+    assert not _card_left(page.get_data(as_text=True))
+
+
+_ECHO_CASES = [
+    # (case, method, path or (path, json body), status, field named in details or None)
+    ("filters.category", "POST", ("/api/v1/search", {"query": "refund", "filters": {"category": "x/{pan} !"}}), 400),
+    ("filters.type", "POST", ("/api/v1/search", {"query": "refund", "filters": {"type": "{pan}"}}), 400),
+    ("unknown body field", "POST", ("/api/v1/search", {"query": "refund", "{pan}": 1}), 400),
+    ("k as text", "GET", "/api/v1/search?q=refund&k={pan}", 400),
+    ("as_of", "GET", "/api/v1/search?q=refund&as_of={pan}", 400),
+    ("sop id", "GET", "/api/v1/sops/{pan}", 404),
+    ("category id", "GET", "/api/v1/categories/{pan}", 404),
+    ("sop page", "GET", "/sops/{pan}", 404),
+]
+
+
+@pytest.mark.parametrize("written", [_pan_in(""), _pan_in("\u00a0", "\u0660"), _pan_in("\u2013")])
+@pytest.mark.parametrize("case, method, target, status", _ECHO_CASES, ids=[c[0] for c in _ECHO_CASES])
+def test_error_messages_never_echo_a_card_number(pan_client, case, method, target, status, written):
+    if isinstance(target, tuple):
+        body = _pan_json.loads(_pan_json.dumps(target[1]).replace("{pan}", written))
+        response = pan_client.post(target[0], json=body)
+    else:
+        response = pan_client.get(target.replace("{pan}", written))
+    assert response.status_code == status
+    text = response.get_data(as_text=True)
+    assert not _card_left(text)
+    if response.is_json:
+        error = response.get_json()["error"]
+        assert error["message"] and not _card_left(_pan_json.dumps(error, ensure_ascii=False))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", f"card {_pan_in(chr(0x2009))} exp 09/27 declined", "--json"],
+        ["search", "refund", "--category", _pan_in("\u00a0")],
+        ["search", "refund", "--business-line", _pan_in("-", "\u0966")],
+    ],
+    ids=["query", "bad category", "bad business line"],
+)
+def test_card_number_masked_on_the_command_line(runner, args):
+    from kb.cli import main
+
+    result = runner.invoke(main, args)
+    assert not _card_left(result.output)
+    if args[-1] == "--json":
+        assert result.exit_code == 0 and _pan_json.loads(result.output)["query"].startswith(f"card {_PAN_MASK} exp")
+    else:
+        assert result.exit_code != 0 and _PAN_MASK in result.output
+
+
+@pytest.mark.parametrize("case, written", _PAN_VARIANTS[1::3], ids=_PAN_IDS[1::3])
+def test_card_number_masked_in_draft_summary_commit_and_return_comment(authoring, case, written):
+    from tests.conftest import full_sop, git
+
+    text = full_sop("pay-duplicate-charge", "Duplicate charges", "Two charges for one purchase are refunded.")
+    body = {
+        "sop_id": "pay-duplicate-charge",
+        "markdown": text,
+        "base_revision": authoring.revision("pay-duplicate-charge"),
+        "summary": f"Customer {written} asked",
+    }
+    created = authoring.call("POST", "/api/v1/drafts", "ann", json=body)
+    assert created.status_code == 201, created.get_json()
+    draft = created.get_json()
+    assert draft["summary"] == f"Customer {_PAN_MASK} asked"
+    authoring.call("POST", f"/api/v1/drafts/{draft['id']}/submit", "ann")
+    returned = authoring.call(
+        "POST", f"/api/v1/drafts/{draft['id']}/return", "bob", json={"comment": f"call {written}"}
+    )
+    assert returned.status_code == 200 and returned.get_json()["comment"] == f"call {_PAN_MASK}"
+    authoring.call("POST", f"/api/v1/drafts/{draft['id']}/submit", "ann")
+    approved = authoring.call("POST", f"/api/v1/drafts/{draft['id']}/approve", "bob")
+    assert approved.status_code == 200, approved.get_json()
+    log = git(authoring.repo, "log", "--format=%B", "-1")
+    assert log.startswith(f"Customer {_PAN_MASK} asked") and not _card_left(log)
+    revisions = authoring.client.get("/api/v1/sops/pay-duplicate-charge/revisions")
+    assert not _card_left(revisions.get_data(as_text=True))
+    rows = authoring.audit()
+    assert rows and not any(_card_left(_pan_json.dumps(row, ensure_ascii=False)) for row in rows)
+
+
 # == authentication: redirects, sessions, rate limits ==================================================
 
 import re as _auth_re  # noqa: E402
@@ -492,3 +693,64 @@ def test_damaged_index_boots_degraded_and_serves_the_newest_good_generation(two_
 
 
 # == Unicode normalisation =============================================================================
+
+import unicodedata as _nfkc_unicodedata  # noqa: E402
+
+_NFKC_CASES = [
+    # (case, typed, the plain form it must search like)
+    ("full-width", "ｒｅｆｕｎｄ ｎｏｔ ｒｅｃｅｉｖｅｄ", "refund not received"),
+    ("mathematical bold", "𝐜𝐡𝐚𝐫𝐠𝐞𝐝 𝐭𝐰𝐢𝐜𝐞", "charged twice"),
+    ("circled letters", "ⓒⓗⓐⓡⓖⓔⓑⓐⓒⓚ ⓔⓥⓘⓓⓔⓝⓒⓔ", "chargeback evidence"),
+    ("ligature", "customer ﬁled a chargeback", "customer filed a chargeback"),
+    ("modifier letters", "ᵖᵃʸᵒᵘᵗ delayed", "payout delayed"),
+    ("no-break and ideographic spaces", "creator\u00a0payout\u3000missing", "creator payout missing"),
+    ("full-width digits and letters", "３ＤＳ ｆａｉｌｅｄ", "3DS failed"),
+    ("mixed", "ｃｏｉｎ pack 𝐫𝐞𝐟𝐮𝐧𝐝", "coin pack refund"),
+]
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+@pytest.mark.parametrize("case, typed, plain", _NFKC_CASES, ids=[c[0] for c in _NFKC_CASES])
+def test_compatibility_forms_find_what_the_plain_word_finds(searcher, case, typed, plain, mode):
+    assert _nfkc_unicodedata.normalize("NFKC", typed).lower() == plain.lower()
+    found = [h.sop_id for h in searcher.search(typed, 5, mode).hits]
+    expected = [h.sop_id for h in searcher.search(plain, 5, mode).hits]
+    assert expected, f"the plain form {plain!r} finds something"
+    assert found == expected
+
+
+@pytest.mark.parametrize("case, typed, plain", _NFKC_CASES[:3], ids=[c[0] for c in _NFKC_CASES[:3]])
+def test_compatibility_forms_through_the_api(pan_client, case, typed, plain):
+    found = pan_client.post("/api/v1/search", json={"query": typed, "k": 3}).get_json()
+    expected = pan_client.post("/api/v1/search", json={"query": plain, "k": 3}).get_json()
+    assert [r["sop_id"] for r in found["results"]] == [r["sop_id"] for r in expected["results"]]
+    assert found["query"] == _nfkc_unicodedata.normalize("NFKC", typed)
+
+
+@pytest.mark.parametrize(
+    "written, typed",
+    [
+        ("ｚｅｂｒａｑｕｕｘ", "zebraquux"),  # full-width in the document, plain in the query
+        ("ﬂimﬂamtastic", "flimflamtastic"),  # ligatures in the document
+        ("zebraquux", "ｚｅｂｒａｑｕｕｘ"),  # plain in the document, full-width in the query
+    ],
+    ids=["full-width text", "ligature text", "full-width query"],
+)
+def test_indexed_text_is_normalised_too(sop_repo, data_dir, settings_for, written, typed):
+    from kb.indexing.builder import build_index
+    from kb.indexing.chunking import chunk_document
+    from kb.library import load_library
+    from kb.search import Searcher
+    from tests.conftest import commit_all, make_sop
+
+    sops = sop_repo / "sops"
+    body = f"## Purpose\nSettlements marked {written} are refunded within five days.\n"
+    (sops / "all" / "pay-odd-settlement.md").write_text(make_sop("pay-odd-settlement", "Odd settlements", body))
+    commit_all(sop_repo, "an SOP with compatibility forms")
+    build_index(sops, data_dir)
+    results = Searcher(settings_for(sops, data_dir)).search(typed, 3, "keyword")
+    assert [h.sop_id for h in results.hits][:1] == ["pay-odd-settlement"]
+    assert f"<mark>{written}</mark>" in results.hits[0].snippet  # highlighted as written in the document
+    section = chunk_document(load_library(sops).documents["pay-odd-settlement"])[0]
+    assert section.text.count(written) == 1  # shown as written ...
+    assert _nfkc_unicodedata.is_normalized("NFKC", section.embedding_text)  # ... embedded normalised
