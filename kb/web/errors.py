@@ -1,0 +1,84 @@
+"""One error shape for the API, {"error": {"code", "message", "details"}}, and error pages.
+
+Every message and every string in details is redacted here, once for every error: a value echoed
+back (a filter, a field, a name) never carries a card number out.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from urllib.parse import urlencode
+
+from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from kb.errors import AuthRequiredError, ForbiddenError, KbError, RateLimitedError, StorageError, TooLargeError
+from kb.redaction import install_log_filter, redact, redact_data
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, details: object = None) -> dict:
+    """The API's error shape."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def _respond(status: int, code: str, message: str, details: object = None):
+    if _wants_json():
+        return jsonify(error_body(code, message, details)), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def _redacted_path() -> str:
+    """The path and query of this request with card numbers masked in the path and in every argument."""
+    pairs = [(redact(key), redact(value)) for key, value in request.args.items(multi=True)]
+    return redact(request.path) + ("?" + urlencode(pairs) if pairs else "")
+
+
+def register(app: Flask) -> None:
+    """Install the error handlers on app, and the redacting log filter on kb's and gunicorn's loggers."""
+    install_log_filter()
+    app.jinja_env.filters["redact"] = redact  # templates echoing request values: {{ value|redact }}
+
+    @app.errorhandler(KbError)
+    def kb_error(error: KbError):
+        if isinstance(error, AuthRequiredError) and not _wants_json() and request.method == "GET":
+            return redirect(url_for("auth.login", next=_redacted_path()), code=303)
+        if isinstance(error, ForbiddenError):
+            from kb.web import auth
+
+            auth.denied(auth.current_user(), redact(error.message))
+        if error.http_status >= 500:
+            log.error("%s: %s", error.code, error.message)
+        response, status = _respond(error.http_status, error.code, redact(error.message), redact_data(error.details))
+        if isinstance(error, RateLimitedError):
+            response = make_response(response, status)
+            response.headers["Retry-After"] = str(error.retry_after)
+            return response
+        return response, status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code == 413:  # werkzeug stopped a body (chunked, or a form field) past MAX_CONTENT_LENGTH
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"body: more than the {limit:,} bytes a request may send" if limit else "body: too large"
+            return _respond(413, TooLargeError.code, message, {"field": "body"})
+        code = (error.name or "error").lower().replace(" ", "_")
+        return _respond(error.code or 500, code, redact(error.description or error.name or ""))
+
+    @app.errorhandler(sqlite3.Error)
+    def database_error(error: sqlite3.Error):
+        """The instance database failed (a full disk, a locked or damaged file): StorageError's answer."""
+        log.error("the instance database failed on %s %s: %s", request.method, request.path, error)
+        message = f"the instance database failed ({error}); nothing was half written, retry shortly"
+        return _respond(StorageError.http_status, StorageError.code, message, {"field": None})
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _respond(500, "internal_error", "an unexpected error occurred")
