@@ -277,3 +277,31 @@ def authoring_settings(repo, data) -> dict:
     from kb.config import load_settings
 
     return load_settings({"CONTENT_DIR": repo / "sops", "DATA_DIR": data}, environ={})
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("month-13.md", make_sop("month-13", "Impossible date", "## Purpose\nx\n", effective="2026-13-45")),
+        ("duplicate-key.md", make_sop("duplicate-key", "Twice", "## Purpose\nx\n", owner="a\nowner: b")),
+        ("alias-bomb.md", make_sop("alias-bomb", "Bomb", "## Purpose\nx\n", tags="&a [x, x]\nx: *a")),
+        ("no-headings.md", make_sop("no-headings", "Flat", "no headings here\n")),
+    ],
+)
+def test_an_outside_commit_of_only_a_bad_file_is_logged_and_audited_and_the_rest_serves(authoring, caplog, name, text):
+    """Nothing else changes, so no new generation is written: the skip is still logged, audited once, and
+    drafts of other SOPs still work."""
+    watchers = [Watcher(authoring.settings, Workflow(authoring.settings), interval=60) for _ in range(2)]
+    for watcher in watchers:  # two server processes watching
+        watcher.seen = git(authoring.repo, "rev-parse", "HEAD").strip()
+    (authoring.repo / "sops" / "all" / name).write_text(text)
+    commit_all(authoring.repo, f"add {name}")
+    with caplog.at_level("ERROR", logger="kb.watch"):
+        for watcher in watchers:
+            watcher.tick()
+        Watcher(authoring.settings, Workflow(authoring.settings), interval=60).tick()  # a third process's first look
+    assert any(f"all/{name}" in record.getMessage() for record in caplog.records)
+    events = authoring.audit(action="external_change")
+    assert len(events) == 1 and events[0]["outcome"] == "failed" and events[0]["details"]["skipped"] == [f"all/{name}"]
+    assert authoring.call("GET", "/api/v1/sops/pay-duplicate-charge").status_code == 200
+    assert in_review(authoring)  # a draft of another SOP is created and submitted
