@@ -36,6 +36,7 @@ ACTIONS = (
     "publish_failed",
     "restored",
     "permission_denied",
+    "unauthenticated_write",
     "external_change",
 )
 OUTCOMES = ("ok", "denied", "failed")

@@ -29,8 +29,15 @@ def at(db, row_id: int, moment: str) -> None:
 
 
 def test_the_vocabulary():
-    assert len(ACTIONS) == len(set(ACTIONS)) == 19
-    assert {"login", "draft_approved", "published", "permission_denied", "external_change"} <= set(ACTIONS)
+    assert len(ACTIONS) == len(set(ACTIONS)) == 20
+    assert {
+        "login",
+        "draft_approved",
+        "published",
+        "permission_denied",
+        "unauthenticated_write",
+        "external_change",
+    } <= set(ACTIONS)
     assert OUTCOMES == ("ok", "denied", "failed")
 
 

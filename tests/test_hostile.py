@@ -739,7 +739,7 @@ def _flood_replayed_session(authoring, client):
 # (flood, audit action, rows stored at most with the default settings, statuses seen)
 HOSTILE_FLOODS = [
     ("bad-api-keys", _flood_bad_keys, "login_failed", 10, {401, 429}),  # RATE_LIMIT_LOGIN 10/minute
-    ("anonymous-writes", _flood_anonymous_writes, "permission_denied", 20, {401}),  # RATE_LIMIT_AUDIT 20/minute
+    ("anonymous-writes", _flood_anonymous_writes, "unauthenticated_write", 20, {401}),  # RATE_LIMIT_AUDIT 20/minute
     ("failed-log-ins", _flood_failed_log_ins, "login_failed", 10, {401, 429}),  # 5 failures, then locked
     ("replayed-session", _flood_replayed_session, "session_expired", 20, {303}),
 ]

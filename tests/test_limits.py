@@ -186,10 +186,10 @@ def test_unauthenticated_write_attempts_are_refused_and_audited(authoring, limit
     client = limited()(A)
     drafts_before = authoring.audit(action="draft_created")
     assert client.open(path, method=method, **kwargs).status_code == status
-    rows = authoring.audit(action="permission_denied")
+    rows = authoring.audit(action="unauthenticated_write")
     assert len(rows) == 1
     assert rows[0]["outcome"] == "denied" and rows[0]["actor"] is None and rows[0]["client"] == A
-    assert rows[0]["details"] == {"reason": "unauthenticated write", "method": method, "path": path}
+    assert rows[0]["details"] == {"reason": "no credentials", "method": method, "path": path}
     assert authoring.audit(action="draft_created") == drafts_before
 
 
@@ -197,12 +197,12 @@ def test_unauthenticated_write_audit_rows_are_capped_per_address_and_the_rest_co
     make = limited(RATE_LIMIT_AUDIT="3/2 seconds", RATE_LIMIT_WRITE="1000/minute")
     flood = make(A)
     assert {flood.post("/api/v1/drafts/1/submit").status_code for _ in range(10)} == {401}
-    assert len(authoring.audit(action="permission_denied")) == 3
+    assert len(authoring.audit(action="unauthenticated_write")) == 3
     assert make(B).post("/api/v1/drafts/1/submit").status_code == 401  # another address has its own cap
-    assert [row["client"] for row in authoring.audit(action="permission_denied")] == [B, A, A, A]
+    assert [row["client"] for row in authoring.audit(action="unauthenticated_write")] == [B, A, A, A]
     time.sleep(2.1)
     assert flood.post("/api/v1/drafts/1/submit").status_code == 401
-    newest = authoring.audit(action="permission_denied")[0]
+    newest = authoring.audit(action="unauthenticated_write")[0]
     assert newest["client"] == A and newest["details"]["not_stored"] == 7
 
 

@@ -79,8 +79,8 @@ def test_an_old_cookie_replayed_after_log_out_is_anonymous(authoring):
     replay.set_cookie("kb_session", cookie)
     preview = replay.post("/drafts/preview", data={"csrf_token": old_token, "body": "## Purpose\n\nx\n"})
     assert preview.status_code == 400  # the session, and the CSRF token it held, are gone
-    denied = authoring.audit(action="permission_denied")[0]
-    assert denied["details"]["reason"] == "unauthenticated write" and denied["details"]["path"] == "/drafts/preview"
+    denied = authoring.audit(action="unauthenticated_write")[0]
+    assert denied["details"]["reason"] == "no credentials" and denied["details"]["path"] == "/drafts/preview"
 
 
 def test_logging_in_again_after_an_ending_works(authoring):

@@ -79,10 +79,10 @@ def init_app(app: Flask) -> None:
         not_stored = limits.admit_audit("unauthenticated_write")
         if not_stored is None:
             return  # over RATE_LIMIT_AUDIT for this address: counted, not stored
-        details = {"reason": "unauthenticated write", "method": request.method, "path": request.path[:200]}
+        details = {"reason": "no credentials", "method": request.method, "path": request.path[:200]}
         if not_stored:
             details["not_stored"] = not_stored
-        audit_event("permission_denied", outcome="denied", details=details)
+        audit_event("unauthenticated_write", outcome="denied", details=details)
 
     csrf.init_app(app)
 
