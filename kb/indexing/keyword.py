@@ -98,6 +98,10 @@ class KeywordIndex(ABC):
     def analyze(self, text: str) -> list[tuple[int, int, str]]:
         """Return (start, end, term) for each indexable term of text, as the index sees it."""
 
+    @abstractmethod
+    def __len__(self) -> int:
+        """The number of sections in the index (deleted ones not counted)."""
+
 
 def nfkc_with_offsets(text: str) -> tuple[str, list[int] | None, list[int] | None]:
     """NFKC-normalise text; for each character of the result, where its source starts and ends in text.
@@ -205,6 +209,9 @@ class WhooshIndex(KeywordIndex):
 
     def analyze(self, text: str) -> list[tuple[int, int, str]]:
         return [(t.startchar, t.endchar, t.text) for t in self._analyzer(text, chars=True)]
+
+    def __len__(self) -> int:
+        return int(self._searcher.doc_count())
 
     def _query(self, query: str, expansions: Sequence[tuple[str, float]]):
         weights: dict[str, float] = {}

@@ -89,10 +89,8 @@ def _json(path: Path):
 
 
 def keyword_count(keyword: KeywordIndex) -> int:
-    """Live documents in a keyword index (whoosh: not counting deleted ones)."""
-    if hasattr(keyword, "__len__"):
-        return len(keyword)
-    return int(keyword._searcher.doc_count())  # WhooshIndex keeps its whoosh searcher here
+    """Live sections in a keyword index (deleted ones not counted)."""
+    return len(keyword)
 
 
 def open_generation(folder: Path, backend: type[KeywordIndex]) -> Generation:
