@@ -269,3 +269,18 @@ def test_a_missing_model_folder_gives_degraded_keyword_search_and_a_booting_work
     assert len(failures) == 1 and "gone" in failures[0].getMessage()
     health = client.get("/healthz").get_json()
     assert health["status"] == "degraded" and health["reason"].startswith("query encoder failing")
+
+
+def test_generation_names_sort_by_age_and_never_look_like_a_card_number():
+    """The log filter masks card numbers; a generation name must survive it whole (it once did not)."""
+    import time
+
+    from kb.indexing.generation import new_name
+    from kb.redaction import redact
+
+    names = []
+    for _ in range(200):
+        names.append(new_name())
+        time.sleep(0.0001)
+    assert names == sorted(names) and len(set(names)) == len(names)
+    assert [redact(name) for name in names] == names

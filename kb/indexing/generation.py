@@ -62,7 +62,7 @@ REQUIRED_FILES = frozenset(
     }
 )
 REBUILD_HINT = "run `kb index --full`"
-_NAME = re.compile(r"^g\d{8}T\d{6}(\d{6})?-[0-9a-f]{6,32}$")
+_NAME = re.compile(r"^g\d{8}T\d{6}(_?\d{6})?[-_][0-9a-f]{6,32}$")
 _CHUNK = 1 << 20
 
 
@@ -72,8 +72,12 @@ def index_root(data_dir: Path) -> Path:
 
 
 def new_name() -> str:
-    """A new generation's name, g<UTC timestamp to the microsecond>-<hex>: names sort by age."""
-    return dt.datetime.now(dt.UTC).strftime("g%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
+    """A new generation's name, g<UTC date>T<time>_<microseconds>_<hex>: names sort by age.
+
+    Underscores keep every run of digits short: a name never looks like a card number, which
+    the log filter would mask (``g20261201T203159227263-0a...`` once did).
+    """
+    return dt.datetime.now(dt.UTC).strftime("g%Y%m%dT%H%M%S_%f") + "_" + uuid.uuid4().hex[:6]
 
 
 def read_manifest(data_dir: Path) -> dict | None:
