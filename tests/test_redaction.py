@@ -260,3 +260,22 @@ def test_install_log_filter_covers_kb_and_gunicorn_loggers_once():
     install_log_filter()
     for name in ("kb", "kb.test_install", "kb.web.api", "gunicorn.error"):
         assert logging.getLogger(name).filters.count(LOG_FILTER) == 1, name
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "f70986859e8863820994690c99ed5c1866b46b49",  # a git commit whose digit run 8863820994690 passes Luhn
+        "6307b82d6f5304c06f6cc66513004105600bcf5c",
+        "0066c35e-e36b-4b57-8303-2691906351e0",  # a UUID whose last groups pass Luhn joined by a dash
+        "787e119f-9d70-4672-9615-9504607ee7b6",
+        "commit:f70986859e8863820994690c99ed5c1866b46b49",  # an audit target
+    ],
+)
+def test_commit_ids_hashes_and_uuids_are_not_card_numbers(identifier):
+    assert redact(identifier) == identifier and find_pans(identifier) == []
+
+
+def test_a_card_number_beside_a_commit_id_is_still_masked():
+    text = "revision f70986859e8863820994690c99ed5c1866b46b49, card 4111 1111 1111 1111"
+    assert redact(text) == "revision f70986859e8863820994690c99ed5c1866b46b49, card [card ending 1111]"
