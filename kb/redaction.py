@@ -282,10 +282,16 @@ def redact(text: str) -> str:
     return mask_pans(unicodedata.normalize("NFKC", text))
 
 
+_MASKS = re.compile(r"\[card ending [0-9]{4}\]|\[cvv\]|\[expiry\]")
+
+
 def strip_pans(text: str) -> str:
-    """NFKC-normalise text and remove card numbers, CVVs and expiries (for searching: they carry no meaning)."""
+    """NFKC-normalise text and remove card numbers, CVVs and expiries (for searching: they carry no meaning).
+
+    Their masks go too: a query masked once (the search page's address after its redirect) searches the same.
+    """
     normal = unicodedata.normalize("NFKC", text)
-    return _replace(normal, _spans(normal, " ", " ", " "))
+    return _MASKS.sub(" ", _replace(normal, _spans(normal, " ", " ", " ")))
 
 
 def redact_data(value: object) -> object:

@@ -157,3 +157,11 @@ def test_one_category_and_unknown_category(client):
     assert client.get("/api/v1/categories/payments").get_json()["children"]
     missing = client.get("/api/v1/categories/payments/nope")
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_masked_card_number_is_not_searched_for(client):
+    """After the search page's redirect the query holds the mask; it must rank and highlight as without it."""
+    masked = client.get("/api/v1/search", query_string={"q": "customer [card ending 1111] charged twice"}).get_json()
+    plain = client.get("/api/v1/search", query_string={"q": "customer charged twice"}).get_json()
+    assert [r["sop_id"] for r in masked["results"]] == [r["sop_id"] for r in plain["results"]]
+    assert not any("<mark>ending</mark>" in r["snippet"] for r in masked["results"])

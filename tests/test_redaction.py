@@ -279,3 +279,14 @@ def test_commit_ids_hashes_and_uuids_are_not_card_numbers(identifier):
 def test_a_card_number_beside_a_commit_id_is_still_masked():
     text = "revision f70986859e8863820994690c99ed5c1866b46b49, card 4111 1111 1111 1111"
     assert redact(text) == "revision f70986859e8863820994690c99ed5c1866b46b49, card [card ending 1111]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1111 exp 09/27 cvv 123 charged twice",
+        "card [card ending 1111] exp [expiry] cvv [cvv] charged twice",
+    ],
+)
+def test_strip_pans_searches_a_masked_query_as_the_raw_one(text):
+    assert strip_pans(text).split() == ["card", "exp", "cvv", "charged", "twice"]
