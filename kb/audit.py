@@ -41,6 +41,7 @@ ACTIONS = (
 )
 OUTCOMES = ("ok", "denied", "failed")
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**62  # SQLite integers are 64-bit
 
 
 def record(
@@ -143,7 +144,7 @@ def query(
         where.append("at <= ?")
         params.append(end)
     limit = _count("limit", limit, 1, MAX_LIMIT)
-    offset = _count("offset", offset, 0, None)
+    offset = _count("offset", offset, 0, MAX_OFFSET)
     # Only the fixed fragments above are joined into the SQL; every value is a parameter.
     sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
     rows = db.execute(sql + " ORDER BY at DESC, id DESC LIMIT ? OFFSET ?", [*params, limit, offset])

@@ -1,0 +1,140 @@
+"""Every /api/v1 route and every field of it, sent hostile values: never a 5xx, always the one error shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+HOSTILE_TEXT = [
+    "",
+    " ",
+    "0",
+    "-1",
+    "99999999999999999999999",
+    "1e309",
+    "NaN",
+    "null",
+    "[]",
+    "%",
+    "%2e%2e%2f",
+    "../../etc/passwd",
+    "a" * 5000,
+    "ｒｅｆｕｎｄ",
+    "\u202eevil",
+    "💥",
+    "4111 1111 1111 1111",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    "g" * 40,
+    "0" * 40,
+    "2026-13-45",
+    "9999-12-31",
+    "0001-01-01",
+]
+HOSTILE_JSON = [None, True, 0, -1, 2**70, 1.5, "", "x" * 300_000, [], ["a"], {}, {"a": {"b": [1]}}, *HOSTILE_TEXT[:8]]
+
+QUERY_FIELDS = {
+    "/api/v1/search": ["q", "k", "mode", "business_line", "category", "type", "as_of"],
+    "/api/v1/sops/pay-duplicate-charge": ["as_of"],
+    "/api/v1/drafts": ["status", "sop_id"],
+    "/api/v1/sops/pay-duplicate-charge/diff": ["from", "to"],
+    "/api/v1/audit": ["actor", "action", "target", "outcome", "since", "until", "limit", "offset"],
+}
+PATH_TEMPLATES = [
+    "/api/v1/sops/{}",
+    "/api/v1/sops/{}/revisions",
+    "/api/v1/sops/pay-duplicate-charge/revisions/{}",
+    "/api/v1/categories/{}",
+    "/api/v1/drafts/{}",
+]
+BODY_FIELDS = {
+    ("POST", "/api/v1/search"): {"query": "refund", "k": 3, "mode": "hybrid", "filters": {}, "as_of": None},
+    ("POST", "/api/v1/drafts"): {
+        "sop_id": "pay-duplicate-charge",
+        "markdown": "x",
+        "base_revision": None,
+        "summary": "s",
+    },
+    ("PUT", "/api/v1/drafts/1"): {"markdown": "x", "summary": "s", "base_revision": None},
+    ("POST", "/api/v1/drafts/1/return"): {"comment": "c"},
+    ("POST", "/api/v1/sops/pay-duplicate-charge/restore"): {"revision": "0" * 40},
+}
+
+
+@pytest.fixture(scope="module")
+def fuzz(tmp_path_factory, model_data):
+    """An authoring instance (users, keys, one draft) whose limits do not stop a fuzzer."""
+    import shutil
+
+    from kb.config import load_settings
+    from kb.indexing.builder import build_index
+    from tests.conftest import TINY_DOCS, Authoring, full_sop, init_repo
+
+    repo = tmp_path_factory.mktemp("fuzz-content")
+    sops = init_repo(repo, TINY_DOCS)
+    data = tmp_path_factory.mktemp("fuzz-data")
+    shutil.copytree(model_data / "models", data / "models")
+    shutil.copy(model_data / "embeddings.sqlite", data / "embeddings.sqlite")
+    build_index(sops, data)
+    settings = load_settings({"CONTENT_DIR": sops, "DATA_DIR": data}, environ={})
+    settings.update(
+        RATE_LIMIT_SEARCH="100000/minute", RATE_LIMIT_WRITE="100000/minute", RATE_LIMIT_LOGIN="100000/minute"
+    )
+    authoring = Authoring(repo, data, settings)
+    text = full_sop("pay-duplicate-charge", "Duplicate charges", "Fuzzed settlements are refunded within five days.")
+    body = {
+        "sop_id": "pay-duplicate-charge",
+        "markdown": text,
+        "base_revision": authoring.revision("pay-duplicate-charge"),
+        "summary": "fuzz",
+    }
+    assert authoring.call("POST", "/api/v1/drafts", "ann", json=body).status_code == 201
+    return authoring
+
+
+def _check(response, what: str, failures: list[str]) -> None:
+    if response.status_code >= 500:
+        failures.append(f"{what}: {response.status_code} {response.get_data(as_text=True)[:200]}")
+    elif response.status_code >= 400:
+        error = (response.get_json(silent=True) or {}).get("error")
+        if not (isinstance(error, dict) and {"code", "message", "details"} <= set(error)):
+            failures.append(f"{what}: {response.status_code} not in the error shape")
+
+
+@pytest.mark.parametrize(
+    ("path", "field"), [(p, f) for p, fields in QUERY_FIELDS.items() for f in fields], ids=lambda v: str(v)
+)
+def test_query_string_fields_never_answer_5xx(fuzz, path, field):
+    failures: list[str] = []
+    for value in HOSTILE_TEXT:
+        for user in (None, "ada"):
+            response = fuzz.call("GET", path, user, query_string={"q": "refund", field: value})
+            _check(response, f"{field}={value[:30]!r} as {user}", failures)
+    assert failures == []
+
+
+@pytest.mark.parametrize("template", PATH_TEMPLATES)
+def test_path_segments_never_answer_5xx(fuzz, template):
+    failures: list[str] = []
+    for value in [v for v in HOSTILE_TEXT if v.strip() and "/" not in v and "%" not in v]:
+        response = fuzz.call("GET", template.format(value), "ada")
+        if response.status_code != 404 or response.get_json(silent=True) is not None:  # a route miss is a 404 page
+            _check(response, f"{template.format(value[:30])}", failures)
+    assert failures == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [(m, p, f) for (m, p), body in BODY_FIELDS.items() for f in body],
+    ids=lambda v: str(v),
+)
+def test_json_fields_never_answer_5xx(fuzz, method, path, field):
+    base = BODY_FIELDS[(method, path)]
+    failures: list[str] = []
+    for value in HOSTILE_JSON:
+        body = json.dumps({**base, field: value})
+        for user in ("ann", "bob"):
+            response = fuzz.call(method, path, user, data=body, content_type="application/json")
+            _check(response, f"{field}={str(value)[:30]!r} as {user}", failures)
+    assert failures == []
