@@ -31,6 +31,8 @@ HOSTILE_TEXT = [
     "2026-13-45",
     "9999-12-31",
     "0001-01-01",
+    "²",  # a digit to str.isdigit, not to int()
+    "١٢",
 ]
 HOSTILE_JSON = [None, True, 0, -1, 2**70, 1.5, "", "x" * 300_000, [], ["a"], {}, {"a": {"b": [1]}}, *HOSTILE_TEXT[:8]]
 
@@ -137,4 +139,81 @@ def test_json_fields_never_answer_5xx(fuzz, method, path, field):
         for user in ("ann", "bob"):
             response = fuzz.call(method, path, user, data=body, content_type="application/json")
             _check(response, f"{field}={str(value)[:30]!r} as {user}", failures)
+    assert failures == []
+
+
+PAGE_FIELDS = {
+    "/": ["q", "mode", "business_line", "category", "type", "as_of"],
+    "/drafts": ["status"],
+    "/sops/pay-duplicate-charge/as-of": ["date"],
+    "/sops/pay-duplicate-charge/diff": ["from", "to"],
+    "/admin/audit": ["actor", "action", "target", "outcome", "since", "until", "limit", "offset"],
+}
+PAGE_PATHS = [
+    "/sops/{}",
+    "/sops/{}/history",
+    "/sops/{}/edit",
+    "/sops/pay-duplicate-charge/revisions/{}",
+    "/categories/{}",
+]
+FORMS = {
+    "/drafts/preview": ["body", "title"],
+    "/drafts/save": ["sop_id", "summary", "base_revision", "title", "effective", "categories", "body", "draft_id"],
+    "/drafts/1/return": ["comment"],
+    "/sops/pay-duplicate-charge/restore": ["revision"],
+}
+
+
+@pytest.fixture(scope="module")
+def admin_page(fuzz):
+    """A browser session of the admin (who may see every page), with its CSRF token."""
+    import re
+
+    client = fuzz.app.test_client()
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    assert (
+        client.post("/login", data={"name": "ada", "password": "ada-password-123", "csrf_token": token}).status_code
+        == 303
+    )
+    page = client.get("/sops/new").get_data(as_text=True)
+    return client, re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _check_page(response, what: str, failures: list[str]) -> None:
+    if response.status_code >= 500:
+        failures.append(f"{what}: {response.status_code}")
+
+
+@pytest.mark.parametrize(("path", "field"), [(p, f) for p, fs in PAGE_FIELDS.items() for f in fs], ids=lambda v: str(v))
+def test_page_query_fields_never_answer_5xx(admin_page, path, field):
+    client, _ = admin_page
+    failures: list[str] = []
+    for value in HOSTILE_TEXT:
+        _check_page(client.get(path, query_string={"q": "refund", field: value}), f"{field}={value[:30]!r}", failures)
+    assert failures == []
+
+
+@pytest.mark.parametrize("template", PAGE_PATHS)
+def test_page_path_segments_never_answer_5xx(admin_page, template):
+    client, _ = admin_page
+    failures: list[str] = []
+    for value in [v for v in HOSTILE_TEXT if v.strip() and "/" not in v and "%" not in v]:
+        _check_page(client.get(template.format(value)), template.format(value[:30]), failures)
+    assert failures == []
+
+
+@pytest.mark.parametrize(("path", "field"), [(p, f) for p, fs in FORMS.items() for f in fs], ids=lambda v: str(v))
+def test_form_fields_never_answer_5xx(admin_page, path, field):
+    client, token = admin_page
+    failures: list[str] = []
+    for value in HOSTILE_TEXT:
+        data = {
+            "csrf_token": token,
+            "sop_id": "pay-duplicate-charge",
+            "summary": "s",
+            "body": "## Purpose\nx",
+            field: value,
+        }
+        _check_page(client.post(path, data=data), f"{field}={value[:30]!r}", failures)
     assert failures == []

@@ -138,7 +138,7 @@ def _draft_response(draft, warnings=(), status: int = 200):
 
 
 def _draft_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise NotFoundError(f"no draft with id {value!r}", {"field": "id"})
     return int(value)
 

@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from kb import audit, markdown
 from kb.diffing import diff_html
 from kb.documents import BUSINESS_LINES, FIELDS, STATUSES, TYPES, split_front_matter
-from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, KbError
+from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, KbError, NotFoundError
 from kb.history import parse_day
 from kb.reviews import review_due
 from kb.values import resolve
@@ -168,6 +168,8 @@ def save_draft():
     draft_id = form.get("draft_id", "")
     sop_id = form.get("sop_id") or form.get("id", "").strip()
     base = form.get("base_revision") or None
+    if draft_id and not (draft_id.isascii() and draft_id.isdigit() and len(draft_id) <= 12):
+        raise NotFoundError(f"no draft with id {draft_id[:20]!r}", {"field": "draft_id"})
     try:
         if draft_id:
             draft, _ = workflow().update(
