@@ -50,7 +50,7 @@ LAYERS = [
     ("documents", {"kb.errors", "kb.files", "kb.redaction", "kb.yamlio", "kb.markdown", "kb.values", "kb.documents"}),
     ("indexing and repository", {"kb.indexing", "kb.repository", "kb.library", "kb.store", "kb.accounts", "kb.audit"}),
     ("search and workflow", {"kb.search", "kb.workflow", "kb.publishing", "kb.watch"}),
-    ("web and cli", {"kb.web", "kb.cli"}),
+    ("web and cli", {"kb.web", "kb.cli", "kb.cli_accounts"}),
 ]
 
 
