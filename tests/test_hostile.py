@@ -373,6 +373,16 @@ def test_request_plain_text_still_searches(client):
     assert response.status_code == 200
 
 
+def test_request_malformed_floods_are_rate_limited_before_they_are_parsed(library):
+    """Refusing a bad request costs work (a 1.8 MB JSON nesting scan): the limiter counts it first."""
+    from kb.web import create_app
+
+    client = create_app({**library, "TESTING": True, "RATE_LIMIT_SEARCH": "3/minute"}).test_client()
+    deep = b"[" * 900_000 + b"]" * 900_000
+    statuses = [client.post("/api/v1/search", data=deep, content_type="application/json").status_code for _ in range(5)]
+    assert statuses == [400, 400, 400, 429, 429]
+
+
 # == card numbers masked at every boundary =============================================================
 
 import json as _pan_json  # noqa: E402

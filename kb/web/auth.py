@@ -47,7 +47,6 @@ def _secret_key(data_dir: Path) -> str:
 
 def init_app(app: Flask) -> None:
     """Rate limits, session cookie settings, the user of each request, audit of anonymous writes, CSRF, headers."""
-    limits.init_app(app)  # first: its checks run before the user is looked up
     settings = app.config["KB"]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings["DATA_DIR"])
