@@ -113,6 +113,12 @@ SETTINGS: tuple[Setting, ...] = (
         "rate",
     ),
     Setting(
+        "RATE_LIMIT_READ",
+        "600/minute",
+        "Other requests (pages, SOPs, history, diffs; not static files or /healthz) per client address.",
+        "rate",
+    ),
+    Setting(
         "RATE_LIMIT_WRITE",
         "120/minute",
         "Writes (POST, PUT, DELETE of the API and of forms) per client address, and per API key or user.",

@@ -81,7 +81,10 @@ def fuzz(tmp_path_factory, model_data):
     build_index(sops, data)
     settings = load_settings({"CONTENT_DIR": sops, "DATA_DIR": data}, environ={})
     settings.update(
-        RATE_LIMIT_SEARCH="100000/minute", RATE_LIMIT_WRITE="100000/minute", RATE_LIMIT_LOGIN="100000/minute"
+        RATE_LIMIT_READ="100000/minute",
+        RATE_LIMIT_SEARCH="100000/minute",
+        RATE_LIMIT_WRITE="100000/minute",
+        RATE_LIMIT_LOGIN="100000/minute",
     )
     authoring = Authoring(repo, data, settings)
     text = full_sop("pay-duplicate-charge", "Duplicate charges", "Fuzzed settlements are refunded within five days.")

@@ -307,3 +307,17 @@ def test_two_server_processes_share_one_limit_through_redis(authoring, redis_ser
             server.terminate()
         for server in servers:
             server.wait(timeout=30)
+
+
+def test_anonymous_reads_are_limited_per_address_but_health_checks_and_static_files_never(limited):
+    client = limited(RATE_LIMIT_READ="3/minute")
+    first, second = client(A), client(B)
+    paths = ["/api/v1/sops", "/sops/pay-duplicate-charge", "/api/v1/sops/pay-duplicate-charge/revisions"]
+    assert [first.get(path).status_code for path in paths] == [200, 200, 200]
+    refused = first.get("/api/v1/categories")
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert first.get("/sops").status_code == 429  # pages too
+    assert {first.get("/healthz").status_code for _ in range(5)} == {200}
+    assert {first.get("/static/kb.css").status_code for _ in range(5)} == {200}
+    assert second.get("/api/v1/sops").status_code == 200  # another address has its own count

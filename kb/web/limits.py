@@ -10,6 +10,7 @@ other hook of a request:
     login-failures  failed log-ins (MAX_FAILED_LOGINS per LOCKOUT)  name and address together
     key-failures    failed API-key authentications                 address
     write           POST/PUT/PATCH/DELETE (API and forms)           address; API key or user
+    read            every other GET (pages, SOPs, history, diffs)   address (not static files, /healthz)
 
 Failed log-ins are counted per name *and* address, so a stranger guessing at a
 name from one address never locks its owner out elsewhere. Counts live in
@@ -46,6 +47,7 @@ MAX_FAILED_LOGINS = 5  # failed log-ins for one name from one address within LOC
 LOCKOUT_SECONDS = 15 * 60
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SEARCH_ENDPOINTS = frozenset({"api.search_get", "api.search_post", "pages.search_page"})
+READ_EXEMPT = frozenset({"static", "api.healthz"})  # a load balancer's health checks are never refused
 LOGIN_ENDPOINT = "auth.login"
 REDIS_TIMEOUT = 0.5  # seconds: an unreachable Redis costs at most this before the in-memory fallback
 
@@ -55,6 +57,7 @@ MESSAGES = {
     "login-failures": ("too many failed log-ins for this name from this address", "name"),
     "key-failures": ("too many failed API-key authentications from this address", "Authorization"),
     "write": ("too many changes from this client", "client"),
+    "read": ("too many requests from this address", "client"),
 }
 
 
@@ -79,6 +82,16 @@ def _is_search() -> bool:
 
 def _is_login() -> bool:
     return request.endpoint == LOGIN_ENDPOINT and request.method == "POST"
+
+
+def _is_read() -> bool:
+    """Every other request an anonymous client can make (pages, SOPs, history, diffs), but static files and health."""
+    return (
+        request.method in ("GET", "HEAD")
+        and not _is_search()
+        and request.endpoint not in READ_EXEMPT
+        and not request.path.startswith("/static/")
+    )
 
 
 def _is_write() -> bool:
@@ -130,6 +143,7 @@ def _limits(settings: dict) -> list[ApplicationLimit]:
             exempt_when=unless(has_key),
             deduct_when=failed("key_failed"),
         ),
+        ApplicationLimit(rate("RATE_LIMIT_READ"), scope="read", exempt_when=unless(_is_read)),
         ApplicationLimit(rate("RATE_LIMIT_WRITE"), scope="write", exempt_when=unless(_is_write)),
         ApplicationLimit(
             rate("RATE_LIMIT_WRITE"), key_function=credential, scope="write", exempt_when=unless(_is_write, credential)
