@@ -18,6 +18,9 @@ RUN git -C /app/sops init -q -b main \
 ENV KB_CONTENT_DIR=/app/sops KB_DATA_DIR=/app/instance KB_HOST=0.0.0.0 KB_PORT=8000 HF_HUB_OFFLINE=1 HOME=/app/instance
 RUN kb index && chown -R nobody /app/instance /app/sops
 EXPOSE 8000
+# /healthz: 200 when serving (ok, or degraded on an older good index generation), 503 when nothing can serve.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
 USER nobody
 # Add users with: docker exec -it <container> kb users add NAME --role ROLE
 CMD ["kb", "serve"]
