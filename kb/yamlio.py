@@ -192,11 +192,6 @@ def load(text: str) -> object:
     return parse(text)[0]
 
 
-def compose(text: str) -> Node | None:
-    """The node tree of a YAML text, for line numbers (kb's safe loader, see :func:`parse`)."""
-    return parse(text)[1]
-
-
 def read_text(path: Path, name: str, max_bytes: int) -> tuple[str | None, list[Problem]]:
     """Read a content file as UTF-8 within a size bound; anything that stops it is a Problem, not an exception.
 

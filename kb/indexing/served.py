@@ -88,11 +88,6 @@ def _json(path: Path):
     return json.loads(path.read_bytes())
 
 
-def keyword_count(keyword: KeywordIndex) -> int:
-    """Live sections in a keyword index (deleted ones not counted)."""
-    return len(keyword)
-
-
 def open_generation(folder: Path, backend: type[KeywordIndex]) -> Generation:
     """Verify, load and cross-check one generation.
 
@@ -103,7 +98,7 @@ def open_generation(folder: Path, backend: type[KeywordIndex]) -> Generation:
     try:
         loaded = Generation(folder, backend)
         counts = {
-            "keyword": keyword_count(loaded.keyword),
+            "keyword": len(loaded.keyword),
             "vectors": len(loaded.vectors),
             layout.SECTIONS_FILE: len(loaded.sections),
             layout.BUILD_FILE: record["sections"],

@@ -10,10 +10,10 @@ import logging
 import sqlite3
 from urllib.parse import urlencode
 
-from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Flask, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from kb.errors import AuthRequiredError, ForbiddenError, KbError, RateLimitedError, StorageError, TooLargeError
+from kb.errors import AuthRequiredError, ForbiddenError, KbError, StorageError, TooLargeError
 from kb.redaction import install_log_filter, redact, redact_data
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,7 @@ def register(app: Flask) -> None:
             auth.denied(auth.current_user(), redact(error.message))
         if error.http_status >= 500:
             log.error("%s: %s", error.code, error.message)
-        response, status = _respond(error.http_status, error.code, redact(error.message), redact_data(error.details))
-        if isinstance(error, RateLimitedError):
-            response = make_response(response, status)
-            response.headers["Retry-After"] = str(error.retry_after)
-            return response
-        return response, status
+        return _respond(error.http_status, error.code, redact(error.message), redact_data(error.details))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
