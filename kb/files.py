@@ -1,4 +1,4 @@
-"""The one atomic write and the one file lock of kb.
+"""The one atomic write, the one file lock and the one bounded read of kb.
 
 :func:`atomic_write` writes a temporary file beside the target, flushes and
 fsyncs it, renames it over the target and fsyncs the folder: a reader sees the
@@ -9,18 +9,22 @@ that fails (a full disk, say) removes its temporary file and raises
 :func:`file_lock` holds an exclusive ``flock`` on a lock file for the length of
 a ``with`` block; with ``blocking=False`` it yields False at once when another
 process holds it.
+
+:func:`read_text` reads a content file (a document, categories.yaml, ...) as
+UTF-8 within a size bound; whatever stops it is a Problem, never an exception.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kb.errors import StorageError
+from kb.errors import Problem, StorageError
 
 
 def fsync_folder(folder: Path) -> None:
@@ -83,3 +87,30 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_text(path: Path, name: str, max_bytes: int) -> tuple[str | None, list[Problem]]:
+    """Read a content file as UTF-8 within a size bound; anything that stops it is a Problem, not an exception.
+
+    Args:
+        path: the file.
+        name: the file as shown in messages.
+        max_bytes: the largest file read; a larger one is refused without reading it.
+    """
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return None, [Problem(name, 1, "is not a regular file (a folder, device or pipe): cannot be read")]
+        if info.st_size > max_bytes:
+            return None, [Problem(name, 1, f"is {info.st_size:,} bytes; the largest file read is {max_bytes:,}")]
+        with open(path, "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    except OSError as error:
+        return None, [Problem(name, 1, f"cannot be read: {error.strerror or error.__class__.__name__}")]
+    if len(raw) > max_bytes:
+        return None, [Problem(name, 1, f"is more than {max_bytes:,} bytes; the largest file read is {max_bytes:,}")]
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        return None, [Problem(name, line, f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start})")]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kb import yamlio
 from kb.errors import Problem
+from kb.files import read_text
 
 FILE_NAME = "glossary.yaml"
 _TERM = re.compile(r"^[a-z0-9][a-z0-9 '&./-]*$")
@@ -59,7 +60,7 @@ def parse_glossary(text: str, name: str = FILE_NAME) -> tuple[Glossary, list[Pro
     try:
         data, root = yamlio.parse(text)
     except yamlio.YAMLProblem as error:
-        return Glossary(), [Problem(name, error.line or 1, f"malformed YAML: {error.problem}", field=error.field)]
+        return Glossary(), [error.to_problem(name)]
     if not isinstance(data, dict):
         return Glossary(), [Problem(name, 1, "must be a mapping with 'abbreviations' and 'synonyms'")]
     problems: list[Problem] = []
@@ -114,7 +115,7 @@ def load_glossary(content_dir: Path) -> tuple[Glossary, list[Problem]]:
     path = content_dir / FILE_NAME
     if not path.exists():
         return Glossary(), []
-    text, problems = yamlio.read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
+    text, problems = read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
     if text is None:
         return Glossary(), problems
     return parse_glossary(text, FILE_NAME)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb import yamlio
 from kb.documents import MAX_DOCUMENT_CHARS, Document, parse_document
 from kb.errors import Problem
+from kb.files import read_text
 from kb.glossary import Glossary, load_glossary
 from kb.taxonomy import Category, load_taxonomy
 from kb.values import Value, load_values
@@ -51,7 +51,7 @@ def read_document(root: Path, path: Path) -> tuple[str | None, list[Problem]]:
             return None, [Problem(name, 1, "is a broken symbolic link or a link loop: cannot be read")]
         if root.resolve() not in target.parents:
             return None, [Problem(name, 1, "is a symbolic link to a file outside the content folder: not read")]
-    return yamlio.read_text(path, name, MAX_DOCUMENT_BYTES)
+    return read_text(path, name, MAX_DOCUMENT_BYTES)
 
 
 def document_paths(root: Path) -> list[Path]:

@@ -21,6 +21,7 @@ import yaml
 
 from kb import yamlio
 from kb.errors import Problem
+from kb.files import read_text
 
 FILE_NAME = "categories.yaml"
 _TOP_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -61,7 +62,7 @@ def parse_taxonomy(text: str, name: str = FILE_NAME) -> tuple[dict[str, Category
     try:
         data, root = yamlio.parse(text)
     except yamlio.YAMLProblem as error:
-        return {}, [Problem(name, error.line or 1, f"malformed YAML: {error.problem}", field=error.field)]
+        return {}, [error.to_problem(name)]
     if not isinstance(data, dict) or not isinstance(data.get("categories"), list):
         return {}, [Problem(name, 1, "must be a mapping with a 'categories' list", field="categories")]
     nodes = dict((k.value, v) for k, v in root.value)["categories"].value
@@ -128,7 +129,7 @@ def load_taxonomy(content_dir: Path) -> tuple[dict[str, Category], list[Problem]
     path = content_dir / FILE_NAME
     if not path.exists():
         return {}, []
-    text, problems = yamlio.read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
+    text, problems = read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
     if text is None:
         return {}, problems
     return parse_taxonomy(text, FILE_NAME)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kb import yamlio
 from kb.errors import Problem
+from kb.files import read_text
 
 FILE_NAME = "values.yaml"
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -54,7 +55,7 @@ def parse_values(text: str, name: str = FILE_NAME) -> tuple[dict[str, Value], li
     try:
         data, root = yamlio.parse(text)
     except yamlio.YAMLProblem as error:
-        return {}, [Problem(name, error.line or 1, f"malformed YAML: {error.problem}", field=error.field)]
+        return {}, [error.to_problem(name)]
     if not isinstance(data, dict) or not isinstance(data.get("values"), dict):
         return {}, [Problem(name, 1, "must be a mapping with a 'values' mapping", field="values")]
     nodes = {k.value: (k, v) for k, v in dict((k.value, v) for k, v in root.value)["values"].value}
@@ -97,7 +98,7 @@ def load_values(content_dir: Path) -> tuple[dict[str, Value], list[Problem], boo
     path = content_dir / FILE_NAME
     if not path.exists():
         return {}, [], False
-    text, problems = yamlio.read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
+    text, problems = read_text(path, FILE_NAME, yamlio.MAX_YAML_CHARS)
     if text is None:
         return {}, problems, True
     values, problems = parse_values(text)

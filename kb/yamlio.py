@@ -7,15 +7,11 @@ microseconds), refuses merge keys and nesting deeper than :data:`MAX_DEPTH`,
 and a constructor that refuses duplicate keys. Every failure, including the
 ValueError libyaml's timestamp constructor raises for ``2026-13-45``, is one
 :class:`YAMLProblem` (a ``yaml.YAMLError``) with its line and field.
-:func:`read_text` reads a content file within a size bound.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-from pathlib import Path
 
 import yaml
 from yaml.composer import Composer
@@ -53,6 +49,10 @@ class YAMLProblem(yaml.YAMLError):
         self.problem = problem
         self.line = line  # 1-based line within the text, None when unknown
         self.field = field  # dotted path of the key the line belongs to (front matter: the field)
+
+    def to_problem(self, name: str, prefix: str = "malformed YAML") -> Problem:
+        """The refusal as a Problem of the file name: its line (1 when unknown), field and reason."""
+        return Problem(name, self.line or 1, f"{prefix}: {self.problem}", field=self.field)
 
 
 def _line(node_or_event: object) -> int | None:
@@ -190,30 +190,3 @@ def parse(text: str, max_chars: int = MAX_YAML_CHARS) -> tuple[object, Node | No
 def load(text: str) -> object:
     """The data of a YAML text (kb's safe loader, see :func:`parse`)."""
     return parse(text)[0]
-
-
-def read_text(path: Path, name: str, max_bytes: int) -> tuple[str | None, list[Problem]]:
-    """Read a content file as UTF-8 within a size bound; anything that stops it is a Problem, not an exception.
-
-    Args:
-        path: the file.
-        name: the file as shown in messages.
-        max_bytes: the largest file read; a larger one is refused without reading it.
-    """
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            return None, [Problem(name, 1, "is not a regular file (a folder, device or pipe): cannot be read")]
-        if info.st_size > max_bytes:
-            return None, [Problem(name, 1, f"is {info.st_size:,} bytes; the largest file read is {max_bytes:,}")]
-        with open(path, "rb") as handle:
-            raw = handle.read(max_bytes + 1)
-    except OSError as error:
-        return None, [Problem(name, 1, f"cannot be read: {error.strerror or error.__class__.__name__}")]
-    if len(raw) > max_bytes:
-        return None, [Problem(name, 1, f"is more than {max_bytes:,} bytes; the largest file read is {max_bytes:,}")]
-    try:
-        return raw.decode("utf-8"), []
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        return None, [Problem(name, line, f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start})")]
