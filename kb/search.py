@@ -161,7 +161,7 @@ class Searcher:
         )
         masked = redact(query.strip())
         gen = self.generation
-        prepared = gen.rewriter.prepare(strip_pans(query.strip()))
+        prepared = gen.rewriter.prepare(strip_pans(masked))  # what is searched: the redacted text, masks removed
         found = self.rankings(gen, prepared, mode, parsed)
         groups = self._fused(gen, found, mode, k)
         terms = {t for text, _ in [(prepared.text, 1.0), *prepared.expansions] for _, _, t in gen.keyword.analyze(text)}
@@ -249,8 +249,9 @@ class Searcher:
         query, k, _, parsed = validate_request(
             query, k, "hybrid", filters, self.settings["MAX_QUERY_CHARS"], self.settings["MAX_K"]
         )
+        masked = redact(query.strip())
         gen = self.generation
-        prepared = gen.rewriter.prepare(strip_pans(query.strip()))
+        prepared = gen.rewriter.prepare(strip_pans(masked))
         found = self.rankings(gen, prepared, "hybrid", parsed)
         rankings: dict[str, list[dict]] = {}
         for name in ("keyword", "semantic"):
@@ -272,7 +273,7 @@ class Searcher:
             for g in self._fused(gen, found, "hybrid", k)
         ]
         return {
-            "query": redact(query.strip()),
+            "query": masked,
             "searched": prepared.text,
             "expansions": [list(e) for e in prepared.expansions],
             "rankings": {name: rows[:k] for name, rows in rankings.items()},
