@@ -211,18 +211,14 @@ def build_index(
                     "sections": report.sections,
                 },
             )
-        except KbError:
+        except BaseException as error:
             shutil.rmtree(target, ignore_errors=True)
-            raise
-        except (OSError, sqlite3.Error) as error:
-            shutil.rmtree(target, ignore_errors=True)
-            raise StorageError(f"index build failed, the old generation still serves: {error}") from error
-        except Exception as error:  # noqa: BLE001 - whoosh, faiss and the model fail their own ways
-            shutil.rmtree(target, ignore_errors=True)
+            if isinstance(error, KbError) or not isinstance(error, Exception):
+                raise
+            if isinstance(error, OSError | sqlite3.Error):  # the disk or the embedding cache
+                raise StorageError(f"index build failed, the old generation still serves: {error}") from error
+            # whoosh, faiss and the model fail their own ways
             raise IndexError_(f"index build failed, the old generation still serves: {error!r}") from error
-        except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
-            raise
         layout.prune(data_dir, keep=generation)
     report.seconds = time.perf_counter() - started
     return report
