@@ -6,7 +6,7 @@ import re
 
 from kb import markdown
 from kb.errors import NotFoundError
-from kb.indexing.served import Generation
+from kb.indexing.generation import Generation
 
 METADATA_KEYS = (
     "id",

@@ -87,7 +87,12 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
     if not content.is_dir():
         raise click.ClickException(f"content folder {content} does not exist (set KB_CONTENT_DIR)")
     report = build_index(
-        content, settings["DATA_DIR"], settings["EMBEDDING_MODEL"], full=full, progress=None if as_json else _progress
+        content,
+        settings["DATA_DIR"],
+        settings["EMBEDDING_MODEL"],
+        full=full,
+        progress=None if as_json else _progress,
+        engine=settings["KEYWORD_ENGINE"],
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -266,6 +271,8 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, worker
 
 
 from kb.cli_accounts import keys_group, users_group  # noqa: E402 - the groups are defined after main
+from kb.cli_bench import bench_command  # noqa: E402 - registered after main like the groups
 
 main.add_command(users_group)
 main.add_command(keys_group)
+main.add_command(bench_command)

@@ -58,9 +58,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "QUERY_ENCODER",
         "onnx",
-        "How queries are embedded: onnx (exported once, cached) or torch.",
+        "How queries are embedded: onnx (exported once, cached), onnx-int8 (the same, weights quantized to "
+        "8 bits) or torch.",
         "choice",
-        ("onnx", "torch"),
+        ("onnx", "onnx-int8", "torch"),
+    ),
+    Setting(
+        "KEYWORD_ENGINE",
+        "whoosh",
+        "The keyword (BM25) engine: tantivy (Rust, compiled) or whoosh (pure Python). An index built by one "
+        "is rebuilt by `kb index` when the other is chosen.",
+        "choice",
+        ("tantivy", "whoosh"),
+    ),
+    Setting(
+        "QUERY_CACHE_SIZE",
+        4096,
+        "Query vectors each worker keeps, keyed by the normalised query text (least recently used go first).",
+        "int",
     ),
     Setting("RRF_K", 10, "Reciprocal rank fusion constant k: larger flattens the weight of top ranks.", "int"),
     Setting("WEIGHT_KEYWORD", 1.0, "Weight of the keyword (BM25) ranking in hybrid fusion.", "float"),

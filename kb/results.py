@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import QueryError
-from kb.indexing.keyword import Filters
+from kb.indexing.filters import Filters
 
 MODES = ("hybrid", "keyword", "semantic")
 _CATEGORY = re.compile(r"^[a-z0-9-]+(/[a-z0-9-]+)?$")

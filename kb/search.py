@@ -25,9 +25,9 @@ from kb.errors import IndexError_
 from kb.history import History
 from kb.indexing import embeddings, fusion
 from kb.indexing.chunking import chunk_document
-from kb.indexing.generation import KEYWORD_BACKEND, REBUILD_HINT
-from kb.indexing.keyword import Filters, keyword_backend
-from kb.indexing.served import Generation, LiveIndex
+from kb.indexing.filters import Filters
+from kb.indexing.generation import REBUILD_HINT, Generation
+from kb.indexing.served import LiveIndex
 from kb.indexing.vector import set_threads
 from kb.querytext import PreparedQuery
 from kb.redaction import redact, strip_pans
@@ -61,7 +61,7 @@ class Searcher:
         self._encoder_failure: str | None = None  # set during a burst of query encoder failures
         self._encoder_retry_at = 0.0  # after a failed load, when to try loading again
         self._lock = threading.RLock()
-        self._live = LiveIndex(self.data_dir, keyword_backend(KEYWORD_BACKEND))
+        self._live = LiveIndex(self.data_dir, settings["KEYWORD_ENGINE"])
         set_threads(1)
 
     # -- loading -----------------------------------------------------------------
@@ -185,7 +185,7 @@ class Searcher:
         section = sections.get(hit.anchor) or next(iter(sections.values()), None)
         if section is None:
             return None
-        snippet = make_snippet(section.text, gen.keyword.analyze, terms)
+        snippet = make_snippet(section.text, gen.keyword.analyze, terms)  # an old revision: analysed afresh
         return dataclasses.replace(
             hit,
             heading=section.heading,
@@ -212,12 +212,10 @@ class Searcher:
                 with self._lock:
                     out["keyword"] = gen.keyword.search(prepared.text, limit, filters, prepared.expansions)
             if vector is not None:
-                allowed = gen.allowed_rows(filters) if filters else None
-                rows = gen.vectors.search(vector, limit, allowed)
-                out["semantic"] = [(gen.sections[row]["key"], score) for row, score in rows]
+                out["semantic"] = gen.vectors.search(vector, limit, filters)
                 if mode == "hybrid":
-                    out["taxonomy"] = gen.taxonomy_ranking(vector, filters)
-        except Exception as error:  # noqa: BLE001 - whoosh and faiss fail their own ways
+                    out["taxonomy"] = gen.taxonomy.rank(vector, filters)
+        except Exception as error:  # noqa: BLE001 - each engine fails its own way
             raise IndexError_(
                 f"generation {gen.name} failed while searching ({type(error).__name__}): {REBUILD_HINT}"
             ) from error
@@ -281,12 +279,12 @@ class Searcher:
         }
 
     def _hit(self, gen: Generation, group: fusion.Group, terms: set[str]) -> Hit:
-        section = gen.sections[gen.row_of[group.best]]
+        section = gen.section(group.best)
         doc = gen.documents[group.sop_id]
         others = tuple(
             {
-                "heading": gen.sections[gen.row_of[key]]["heading"],
-                "anchor": gen.sections[gen.row_of[key]]["anchor"],
+                "heading": gen.section(key)["heading"],
+                "anchor": gen.section(key)["anchor"],
                 "score": round(score, 6),
             }
             for key, score in group.others
@@ -299,7 +297,7 @@ class Searcher:
             categories=tuple(doc["categories"]),
             heading=section["heading"],
             anchor=section["anchor"],
-            snippet=make_snippet(section["text"], gen.keyword.analyze, terms),
+            snippet=make_snippet(section["text"], lambda text: gen.analyzed(group.best, text), terms),
             score=group.score,
             revision=doc["revision"],
             others=others,

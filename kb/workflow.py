@@ -304,7 +304,13 @@ class Workflow:
         from kb.indexing.builder import build_index
 
         encoder = self._encoder() if self._encoder else None
-        return build_index(self.content, self.data, self.settings["EMBEDDING_MODEL"], encoder=encoder)
+        return build_index(
+            self.content,
+            self.data,
+            self.settings["EMBEDDING_MODEL"],
+            encoder=encoder,
+            engine=self.settings["KEYWORD_ENGINE"],
+        )
 
     def recover(self) -> str | None:
         """Finish or undo an interrupted publish (see kb.publishing); return what was done, or None."""

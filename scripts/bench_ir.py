@@ -128,13 +128,13 @@ def load_query_encoder(work: Path, settings: dict, torch_encoder, timings: dict)
     return encoder
 
 
-def build_indexes(sections: list, matrix, work: Path, timings: dict):
-    """Build the whoosh and faiss indexes in the work folder and open them."""
+def build_indexes(sections: list, matrix, work: Path, timings: dict, engine: str):
+    """Build the keyword (KB_KEYWORD_ENGINE) and vector indexes in the work folder and open them."""
     from kb.indexing.keyword import IndexedSection, keyword_backend
     from kb.indexing.vector import VectorIndex
 
-    backend = keyword_backend()  # kb's default engine: whoosh BM25F
-    folder = work / "keyword"
+    backend = keyword_backend(engine)
+    folder = work / f"keyword-{engine}"
     started = time.perf_counter()
     shutil.rmtree(folder, ignore_errors=True)
     backend.build(folder, [IndexedSection(s, s.heading, (), (), "all", "sop") for s in sections])
@@ -142,10 +142,11 @@ def build_indexes(sections: list, matrix, work: Path, timings: dict):
     started = time.perf_counter()
     VectorIndex.build(matrix, work / "vectors.faiss")
     timings["vector index build"] = time.perf_counter() - started
-    return backend.open(folder), VectorIndex.open(work / "vectors.faiss")
+    keys = [s.key for s in sections]
+    return backend.open(folder), VectorIndex.open(work / "vectors.faiss", keys, [{}] * len(keys))
 
 
-def run_queries(queries: dict[str, str], keyword, vectors, encoder, keys: list[str], settings: dict):
+def run_queries(queries: dict[str, str], keyword, vectors, encoder, settings: dict):
     """Run every query in every mode; return ({mode: {qid: doc ids}}, {mode: [ms per query]})."""
     from kb.beir import doc_id_of
 
@@ -156,7 +157,7 @@ def run_queries(queries: dict[str, str], keyword, vectors, encoder, keys: list[s
 
     def semantic_ranking(query: str) -> list[tuple[str, float]]:
         vector = encoder.encode([query])[0]
-        return [(keys[row], score) for row, score in vectors.search(vector, limit)]
+        return vectors.search(vector, limit)
 
     rankers = {
         "keyword": keyword_ranking,
@@ -182,6 +183,7 @@ def print_table(result: dict) -> None:
     )
     print(
         f"model {result['model_id']}, queries embedded with {result['query_encoder']}, "
+        f"keyword engine {result['keyword_engine']}, "
         f"RRF k={result['rrf_k']}, {result['candidates']} candidates per retriever"
     )
     print()
@@ -232,12 +234,11 @@ def main() -> None:
     except KbError as error:
         raise SystemExit(f"invalid BEIR collection:\n{error}") from None
     sections = [to_section(document) for document in corpus.values()]
-    keys = [section.key for section in sections]
     matrix, embedded, torch_encoder = embed_corpus(sections, work, settings["EMBEDDING_MODEL"], timings)
     encoder = load_query_encoder(work, settings, torch_encoder, timings)
-    keyword, vectors = build_indexes(sections, matrix, work, timings)
+    keyword, vectors = build_indexes(sections, matrix, work, timings, settings["KEYWORD_ENGINE"])
     step = time.perf_counter()
-    runs, times = run_queries(queries, keyword, vectors, encoder, keys, settings)
+    runs, times = run_queries(queries, keyword, vectors, encoder, settings)
     timings["queries (all modes)"] = time.perf_counter() - step
     keyword.close()
     modes = {}
@@ -259,6 +260,7 @@ def main() -> None:
         "documents": len(corpus),
         "model_id": model_identity(settings["EMBEDDING_MODEL"]),
         "query_encoder": getattr(encoder, "kind", type(encoder).__name__),
+        "keyword_engine": settings["KEYWORD_ENGINE"],
         "rrf_k": settings["RRF_K"],
         "candidates": settings["CANDIDATES"],
         "embedded": embedded,

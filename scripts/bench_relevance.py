@@ -184,7 +184,13 @@ def main() -> None:
                     folder.mkdir()
                     shutil.copytree(live / "models", folder / "models")
                     shutil.copy(live / "embeddings.sqlite", folder / "embeddings.sqlite")
-                    build_index(settings["CONTENT_DIR"], folder, settings["EMBEDDING_MODEL"], full=True)
+                    build_index(
+                        settings["CONTENT_DIR"],
+                        folder,
+                        settings["EMBEDDING_MODEL"],
+                        full=True,
+                        engine=settings["KEYWORD_ENGINE"],
+                    )
                     shutil.copy(folder / "embeddings.sqlite", live / "embeddings.sqlite")  # keep what was embedded
                     built[key] = folder
                 searcher = searcher_for(variant, built[key], encoder)

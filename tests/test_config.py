@@ -26,7 +26,8 @@ def test_environment_overrides_defaults(tmp_path):
         ({"KB_CONTNET_DIR": "x"}, "unknown setting KB_CONTNET_DIR"),
         ({"KB_RRF_K": "many"}, "RRF_K: expected a whole number"),
         ({"KB_PORT": "0"}, "PORT: must be at least 1"),
-        ({"KB_QUERY_ENCODER": "gpu"}, "QUERY_ENCODER: 'gpu' is not one of onnx, torch"),
+        ({"KB_QUERY_ENCODER": "gpu"}, "QUERY_ENCODER: 'gpu' is not one of onnx, onnx-int8, torch"),
+        ({"KB_KEYWORD_ENGINE": "lucene"}, "KEYWORD_ENGINE: 'lucene' is not one of tantivy, whoosh"),
     ],
 )
 def test_bad_settings_fail_naming_the_setting(environ, message):
@@ -38,3 +39,10 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = [s.name for s in SETTINGS if f"KB_{s.name}" not in readme]
     assert missing == []
+
+
+def test_the_keyword_engine_default_is_the_indexing_default():
+    from kb.indexing.keyword import DEFAULT_ENGINE, ENGINES
+
+    setting = next(s for s in SETTINGS if s.name == "KEYWORD_ENGINE")
+    assert setting.default == DEFAULT_ENGINE and set(setting.choices) == set(ENGINES)

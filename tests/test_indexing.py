@@ -136,8 +136,8 @@ def test_category_phrasings_are_indexed_with_the_documents_they_serve(sop_repo, 
     assert [h.sop_id for h in searcher.search("zorblax", 3, "keyword").hits] == ["payout-delayed"]
     generation = searcher.generation
     assert "zorblax" in generation.rewriter.words  # a library word now: never "corrected" away
-    assert generation.taxonomy_rows.count("payouts/delayed") == 4  # name and description, three phrasings
-    assert len(generation.taxonomy) == len(generation.taxonomy_rows)
+    assert generation.taxonomy.rows.count("payouts/delayed") == 4  # name and description, three phrasings
+    assert generation.taxonomy.consistent
 
 
 def test_a_glossary_change_makes_a_new_generation_that_searchers_use(sop_repo, data_dir, settings_for):

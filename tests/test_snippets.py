@@ -26,7 +26,7 @@ def test_snippet_without_terms_shows_the_start():
 
 
 def test_snippet_marks_compatibility_forms_at_their_place_in_the_text():
-    from kb.indexing.keyword import _analyzer
+    from kb.indexing.whoosh_engine import _analyzer
 
     nfkc = _analyzer()
 

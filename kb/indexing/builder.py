@@ -32,7 +32,6 @@ from kb.indexing.generation import (
     FORMAT_VERSION,
     GLOSSARY_FILE,
     KEEP_GENERATIONS,
-    KEYWORD_BACKEND,
     TAXONOMY_FILE,
     TAXONOMY_ROWS_FILE,
     VOCABULARY_FILE,
@@ -40,9 +39,9 @@ from kb.indexing.generation import (
     index_root,
     read_manifest,
 )
-from kb.indexing.keyword import items_for, keyword_backend
+from kb.indexing.keyword import DEFAULT_ENGINE, items_for, keyword_backend
 from kb.indexing.vector import FILE_NAME as VECTORS_FILE
-from kb.indexing.vector import VectorIndex
+from kb.indexing.vector import HNSW_THRESHOLD, VectorIndex
 from kb.library import Library, load_library
 from kb.querytext import vocabulary
 from kb.repository import revisions
@@ -51,7 +50,6 @@ __all__ = [
     "FORMAT_VERSION",
     "GLOSSARY_FILE",
     "KEEP_GENERATIONS",
-    "KEYWORD_BACKEND",
     "TAXONOMY_FILE",
     "TAXONOMY_ROWS_FILE",
     "VOCABULARY_FILE",
@@ -126,6 +124,7 @@ def build_index(
     progress: Callable[[str, int, int], Callable[[int], None]] | None = None,
     library: Library | None = None,
     encoder: object | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> BuildReport:
     """Build a new index generation from the content folder and switch to it.
 
@@ -138,6 +137,8 @@ def build_index(
         library: an already loaded library (else loaded from content_dir).
         encoder: what embeds new sections (default: the torch encoder). A server passes its ONNX query
             encoder, whose vectors match torch's (cosine >= 0.9999), so that a publish never loads torch.
+        engine: the keyword engine (kb.indexing.keyword.ENGINES); a live generation built with another one
+            is not reused: the build is then a full one.
 
     Returns:
         The build report; report.generation is None if the index was already up to date.
@@ -151,7 +152,8 @@ def build_index(
     records = {i: _document_record(d, revs.get(d.path), category_text) for i, d in library.documents.items()}
     model_id = embeddings.model_identity(model)
     with layout.build_lock(data_dir):
-        base = _reusable_base(data_dir, model_id)
+        keyword_backend(engine)  # an unknown engine fails before anything is written
+        base = _reusable_base(data_dir, model_id, engine)
         old_dir = base["folder"] if base else None
         old_records = base["documents"] if base else {}
         old_indexed = {i for i, r in old_records.items() if r["status"] != "retired"}
@@ -197,6 +199,7 @@ def build_index(
                 progress,
                 report,
                 encoder,
+                engine,
             )
             layout.write_manifest(
                 data_dir,
@@ -204,7 +207,7 @@ def build_index(
                     "generation": generation,
                     "format": FORMAT_VERSION,
                     "model": model_id,
-                    "keyword_backend": KEYWORD_BACKEND,
+                    "keyword_engine": engine,
                     "chunking": CHUNKING_VERSION,
                     "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "documents": report.documents,
@@ -224,22 +227,22 @@ def build_index(
     return report
 
 
-def _reusable_base(data_dir: Path, model_id: str) -> dict | None:
+def _reusable_base(data_dir: Path, model_id: str, engine: str) -> dict | None:
     """The live generation's data if an incremental build may start from it (same format, model,
-    backend and chunking, and it verifies), else None: the build is then a full one."""
+    keyword engine and chunking, and it verifies), else None: the build is then a full one."""
     try:
         manifest = read_manifest(data_dir)
     except IndexError_:
         return None
-    if manifest is None or (manifest.get("model"), manifest.get("keyword_backend"), manifest.get("chunking")) != (
+    if manifest is None or (manifest.get("model"), manifest.get("keyword_engine"), manifest.get("chunking")) != (
         model_id,
-        KEYWORD_BACKEND,
+        engine,
         CHUNKING_VERSION,
     ):
         return None
     folder = index_root(data_dir) / manifest["generation"]
     try:
-        record = layout.verify(folder)
+        record = layout.verify(folder, engine)
         return {
             "folder": folder,
             "sections": record["sections"],
@@ -252,7 +255,7 @@ def _reusable_base(data_dir: Path, model_id: str) -> dict | None:
 
 
 def _write_generation(
-    target, library, indexed, records, changed, removed, old_dir, data_dir, model, model_id, progress, report, given
+    target, library, indexed, records, changed, removed, old_dir, data_dir, model, model_id, progress, report, given, engine
 ) -> None:
     target.mkdir(parents=True)
     sections: list[Section] = [s for doc_id in sorted(indexed) for s in chunk_document(indexed[doc_id])]
@@ -288,7 +291,7 @@ def _write_generation(
     VectorIndex.build(matrix, target / VECTORS_FILE)
     taxonomy = [vectors[_text_hash(text)] for _, text in phrasings]
     np.save(target / TAXONOMY_FILE, np.vstack(taxonomy) if taxonomy else np.zeros((0, matrix.shape[1]), np.float32))
-    backend = keyword_backend(KEYWORD_BACKEND)
+    backend = keyword_backend(engine)
     category_text = _category_text(library)
     if old_dir is None:
         backend.build(target / layout.KEYWORD_FOLDER, items_for(sections, indexed, category_text))
@@ -315,7 +318,13 @@ def _write_generation(
     (target / VOCABULARY_FILE).write_text(json.dumps({"library": words, "dictionary": dictionary}, ensure_ascii=False))
     layout.seal(
         target,
-        {"sections": len(sections), "documents": len(indexed), "problems": [p.to_dict() for p in report.problems]},
+        {
+            "sections": len(sections),
+            "documents": len(indexed),
+            "keyword_engine": engine,
+            "vectors": "hnsw" if len(sections) >= HNSW_THRESHOLD else "exact",
+            "problems": [p.to_dict() for p in report.problems],
+        },
     )
 
 

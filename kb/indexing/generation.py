@@ -1,21 +1,24 @@
-"""Index generations on disk: layout, manifest, build lock, sealing, pruning and choosing one to serve.
+"""Index generations: the one owner of their layout, manifest, build lock, sealing, pruning, choosing and loading.
 
 Layout under the data folder::
 
     index/manifest.json          names the live generation (kb.files.atomic_write: old or new, never half)
     index/.build.lock            one build at a time (kb.files.file_lock)
-    index/g<UTC time>-<hex>/     one generation: keyword/ (whoosh), vectors.faiss, sections.json,
+    index/g<UTC time>_<hex>/     one generation: keyword/ (the engine's), vectors.faiss, sections.json,
                                  documents.json, categories.json, taxonomy.npy, taxonomy_rows.json,
                                  glossary.json, vocabulary.json, and build.json
 
 build.json is written last, after every other file is on disk (fsync), and
-records the format, the counts, and the size and sha256 of every file: a
+records the format, the keyword engine, the counts, and the size and sha256 of every file: a
 generation is complete when its build.json verifies. A build that dies leaves
 a folder without one, which nothing serves and the next build prunes.
 
 :func:`choose` picks what a process serves: the manifest's generation when it
 verifies and opens, else the newest one on disk that does (degraded, with the
-reason), else nothing (an IndexError_).
+reason), else nothing (an IndexError_). :func:`open_generation` loads one for
+serving (a :class:`Generation`): its engines open behind their interfaces
+(kb.indexing.keyword, kb.indexing.vector, kb.indexing.taxonomy_ranking), and
+nothing outside them sees whoosh, tantivy or faiss objects or row numbers.
 """
 
 from __future__ import annotations
@@ -27,17 +30,27 @@ import os
 import re
 import shutil
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kb.errors import IndexError_, IndexNotBuiltError
-from kb.files import atomic_write, file_lock, fsync_folder
-from kb.indexing.vector import FILE_NAME as VECTORS_FILE
+import numpy as np
 
-FORMAT_VERSION = 6  # bump when the generation's files change shape (6: build.json holds the file record)
+from kb.errors import IndexError_, IndexNotBuiltError, KbError
+from kb.files import atomic_write, file_lock, fsync_folder
+from kb.glossary import Glossary
+from kb.indexing.keyword import keyword_backend
+from kb.indexing.taxonomy_ranking import TaxonomyRanking
+from kb.indexing.vector import FILE_NAME as VECTORS_FILE
+from kb.indexing.vector import VectorIndex
+from kb.querytext import QueryRewriter
+
+# Bump when the generation's files change shape (6: build.json holds the file record; 7: and the keyword
+# engine, and vectors may be an HNSW graph).
+FORMAT_VERSION = 7
 KEEP_GENERATIONS = 3
-KEYWORD_BACKEND = "whoosh"
+ANALYZED_SECTIONS = 4096  # analysed section texts (for snippets) each loaded generation keeps
 MANIFEST_FILE = "manifest.json"
 BUILD_FILE = "build.json"
 LOCK_FILE = ".build.lock"
@@ -62,6 +75,7 @@ REQUIRED_FILES = frozenset(
     }
 )
 REBUILD_HINT = "run `kb index --full`"
+ENGINE_HINT = "run `kb index` to rebuild it for this engine"
 _NAME = re.compile(r"^g\d{8}T\d{6}(_?\d{6})?[-_][0-9a-f]{6,32}$")
 _CHUNK = 1 << 20
 
@@ -156,8 +170,12 @@ def seal(folder: Path, record: dict) -> dict:
     return sealed
 
 
-def verify(folder: Path) -> dict:
+def verify(folder: Path, engine: str | None = None) -> dict:
     """Check that a generation is complete and undamaged: its build.json, and each file at its size and sha256.
+
+    Args:
+        folder: the generation.
+        engine: the keyword engine it must have been built with (None: any).
 
     Raises:
         IndexError_: naming the generation and the first problem found.
@@ -175,6 +193,13 @@ def verify(folder: Path) -> dict:
         raise IndexError_(f"{name}/{BUILD_FILE} is not a JSON object", {"generation": name})
     if record.get("format") != FORMAT_VERSION:
         raise IndexError_(f"generation {name} was built by another version of kb", {"generation": name})
+    if engine is not None and record.get("keyword_engine") != engine:
+        built = record.get("keyword_engine")
+        raise IndexError_(
+            f"generation {name} was built with the {built} keyword engine, and KB_KEYWORD_ENGINE is {engine}: "
+            + ENGINE_HINT,
+            {"generation": name},
+        )
     files = record.get("files")
     if not isinstance(files, dict) or not isinstance(record.get("sections"), int):
         raise IndexError_(f"{name}/{BUILD_FILE} has no valid file record", {"generation": name})
@@ -264,3 +289,81 @@ def prune(data_dir: Path, keep: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     for stale in root.glob(f".{MANIFEST_FILE}.*.tmp"):
         stale.unlink(missing_ok=True)
+
+
+class Generation:
+    """One loaded generation: its keyword, vector and taxonomy engines, and its section and document data."""
+
+    def __init__(self, folder: Path, engine: str):
+        self.name = folder.name
+        self.engine = engine
+        self.keyword = keyword_backend(engine).open(folder / KEYWORD_FOLDER)
+        self.sections: list[dict] = _json(folder / SECTIONS_FILE)
+        self.documents: dict[str, dict] = _json(folder / DOCUMENTS_FILE)
+        self.categories: list[dict] = _json(folder / CATEGORIES_FILE)
+        self._by_key = {s["key"]: s for s in self.sections}
+        self.vectors = VectorIndex.open(
+            folder / VECTORS_FILE,
+            [s["key"] for s in self.sections],
+            [self.documents[s["sop_id"]] for s in self.sections],
+        )
+        self.taxonomy = TaxonomyRanking(
+            np.load(folder / TAXONOMY_FILE, allow_pickle=False), _json(folder / TAXONOMY_ROWS_FILE), self.documents
+        )
+        glossary = Glossary.from_dict(_json(folder / GLOSSARY_FILE))
+        words = _json(folder / VOCABULARY_FILE)
+        self.rewriter = QueryRewriter(glossary, words["library"], self.keyword.analyze, frozenset(words["dictionary"]))
+        self._analyzed: OrderedDict[str, list] = OrderedDict()
+
+    def section(self, key: str) -> dict:
+        """A section's record (key, sop_id, heading, anchor, text, ...) by its key."""
+        return self._by_key[key]
+
+    def sop_of(self, key: str) -> str:
+        """The SOP id of a section key."""
+        return self._by_key[key]["sop_id"]
+
+    def anchor_of(self, key: str) -> str:
+        """The anchor of a section key."""
+        return self._by_key[key]["anchor"]
+
+    def analyzed(self, key: str, text: str) -> list[tuple[int, int, str]]:
+        """The keyword engine's (start, end, term) spans of a section's text, analysed once per generation."""
+        spans = self._analyzed.get(key)
+        if spans is None:
+            spans = self.keyword.analyze(text)
+            self._analyzed[key] = spans
+            if len(self._analyzed) > ANALYZED_SECTIONS:
+                self._analyzed.popitem(last=False)
+        return spans
+
+
+def _json(path: Path):
+    return json.loads(path.read_bytes())
+
+
+def open_generation(folder: Path, engine: str) -> Generation:
+    """Verify, load and cross-check one generation for serving with a keyword engine.
+
+    Raises:
+        IndexError_: the generation is incomplete, damaged, inconsistent or built with another engine;
+            the message says which file, or what to run.
+    """
+    record = verify(folder, engine)
+    try:
+        loaded = Generation(folder, engine)
+        counts = {
+            "keyword": len(loaded.keyword),
+            "vectors": len(loaded.vectors),
+            SECTIONS_FILE: len(loaded.sections),
+            BUILD_FILE: record["sections"],
+        }
+    except KbError:
+        raise
+    except Exception as error:  # noqa: BLE001 - whoosh, tantivy, faiss, numpy and json each fail their own way
+        raise IndexError_(f"generation {folder.name} cannot be opened ({type(error).__name__}: {error})") from error
+    if len(set(counts.values())) != 1 or not loaded.taxonomy.consistent:
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items())
+        agree = "agree" if loaded.taxonomy.consistent else "disagree"
+        raise IndexError_(f"generation {folder.name} is inconsistent ({shown}; taxonomy rows and vectors {agree})")
+    return loaded

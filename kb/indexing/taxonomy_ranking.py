@@ -1,0 +1,64 @@
+"""The taxonomy ranking: SOPs ranked by how close a query is to the example phrasings of their categories.
+
+The third retriever of hybrid search. Each row of a generation's taxonomy.npy is
+the embedding of one phrasing of one category (taxonomy_rows.json names the
+category); an SOP ranks where the best phrasing of any category it serves ranks.
+Retired SOPs serve no category.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from kb.indexing.filters import Filters
+
+
+class TaxonomyRanking:
+    """Rank SOPs for a query vector through their categories' phrasings."""
+
+    def __init__(self, phrasings: np.ndarray, rows: Sequence[str], documents: dict[str, dict]):
+        """
+        Args:
+            phrasings: (n, d) unit vectors, one per category phrasing.
+            rows: the category id of each row of phrasings.
+            documents: id -> document record (status, categories, business_line, type).
+        """
+        self._phrasings = phrasings
+        self._rows = list(rows)
+        self._documents = documents
+        self._serving: dict[str, list[str]] = {}
+        for record in documents.values():
+            if record["status"] != "retired":
+                for category in record["categories"]:
+                    self._serving.setdefault(category, []).append(record["id"])
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        """The category id of each phrasing."""
+        return tuple(self._rows)
+
+    @property
+    def consistent(self) -> bool:
+        """Whether there is one category id per phrasing vector."""
+        return len(self._phrasings) == len(self._rows)
+
+    def serving(self, category: str) -> list[str]:
+        """The SOPs (not retired) that serve a category."""
+        return self._serving.get(category, [])
+
+    def rank(self, vector: np.ndarray, filters: Filters | None = None) -> list[str]:
+        """SOP ids, best first: by the closest phrasing of any category each serves, passing the filters."""
+        if not self._rows:
+            return []
+        similarity = self._phrasings @ vector
+        ranked: dict[str, None] = {}
+        for row in np.argsort(-similarity, kind="stable"):
+            for sop_id in self._serving.get(self._rows[row], ()):
+                if filters is None or filters.matches(self._documents[sop_id]):
+                    ranked.setdefault(sop_id)
+        return list(ranked)
