@@ -1,0 +1,402 @@
+"""`kb bench`: kb's speed measured on a library, every figure with the parameters of its run.
+
+Per keyword engine, in this order: index builds in a scratch data folder (cold
+full with an empty embedding cache, warm full, no-change incremental); the
+library's own bench data folder made ready (its embedding cache seeded from
+what is at hand, then an incremental build); search latency in process per
+mode; one real `kb serve` (cold start to its first answered search, HTTP load
+through kb.loadtest, then each worker's resident memory); publish to
+searchable in a scratch clone of the content repository. Distinct queries
+(BANKING77 training messages) are never sent twice to one Searcher or server,
+so they never hit a query cache; repeated queries cycle a few dozen. Every run
+is bounded in time and the report is plain data (see :func:`format_report`).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from kb import __version__
+from kb.config import PROJECT_ROOT, load_settings
+from kb.errors import ConfigError, IndexError_, InputError, KbError
+from kb.loadtest import Server, percentiles, run_load
+
+# Search, indexing and workflow modules are imported where a measure needs them: `kb` starts without them,
+# and so does every load client process (spawned, it imports the kb command's modules again).
+MODES = ("hybrid", "keyword", "semantic")  # kb.results.MODES, in the order measured
+MEASURES = ("inprocess", "http", "coldstart", "build", "publish", "memory")
+DEFAULT_QUERIES = PROJECT_ROOT.parent / "shared" / "benchmarks" / "banking77" / "train.csv"
+REPEATED = 32  # queries cycled by the repeated-query runs
+WORKERS = 2
+K = 5
+MAX_PUBLISHES = 20
+UNLIMITED = "1000000000/minute"  # the server's rate limits: never reached
+CACHE_FILES = ("models", "embeddings.sqlite")
+
+Progress = Callable[[str, int, int], Callable[[int], None]]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure and how (the command's options)."""
+
+    engines: tuple[str, ...]
+    scratch: Path
+    duration: float = 10.0
+    clients: tuple[int, ...] = (1, 2, 16)
+    only: tuple[str, ...] = MEASURES
+    synthetic: int | None = None
+    queries: Path = DEFAULT_QUERIES
+    host: str = "127.0.0.1"
+
+
+def engine_problem(engine: str) -> str | None:
+    """Why an engine cannot be benchmarked (its module or library is missing), or None."""
+    from kb.indexing.keyword import keyword_backend
+
+    try:
+        keyword_backend(engine)
+    except (ImportError, ValueError) as error:
+        return f"the {engine} keyword engine is not available: {error}"
+    return None
+
+
+def load_queries(path: Path) -> list[str]:
+    """The distinct texts of a CSV file's "text" column, in a fixed shuffled order (the file is sorted by intent).
+
+    Raises:
+        InputError: the file cannot be read or has no "text" column.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            texts = list(dict.fromkeys(row["text"].strip() for row in csv.DictReader(handle) if row["text"].strip()))
+    except (OSError, KeyError, UnicodeDecodeError) as error:
+        raise InputError(f"queries file {path}: {error}", {"field": "queries"}) from None
+    random.Random("kb-bench").shuffle(texts)
+    if len(texts) <= REPEATED:
+        raise InputError(f"queries file {path}: {len(texts)} distinct texts, need more than {REPEATED}")
+    return texts
+
+
+class _Pool:
+    """Distinct queries handed out once each."""
+
+    def __init__(self, texts: list[str]):
+        self.texts, self.used = texts, 0
+
+    def share(self, runs_left: int) -> list[str]:
+        """An equal share of what is left for one of runs_left runs."""
+        count = (len(self.texts) - self.used) // max(1, runs_left)
+        self.used += count
+        return self.texts[self.used - count : self.used]
+
+
+def _search_path(text: str, mode: str) -> str:
+    return f"/api/v1/search?q={quote_plus(text)}&mode={mode}&k={K}"
+
+
+class Bench:
+    """One `kb bench` run: call run() for the report."""
+
+    def __init__(self, settings: dict, options: BenchOptions, progress: Progress | None = None, say=None):
+        self.settings, self.options, self.progress = settings, options, progress
+        self.say = say or (lambda message: None)
+        self.results: list[dict] = []
+        self.sections: int | None = None
+        self.documents: int | None = None
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Run every selected measure for every engine; return the report.
+
+        Raises:
+            ConfigError: an engine cannot be benchmarked.
+            KbError: a server failed, a build failed, the queries file is unreadable.
+        """
+        for engine in self.options.engines:
+            problem = engine_problem(engine)
+            if problem:
+                raise ConfigError(problem)
+        only = set(self.options.only)
+        texts = load_queries(self.options.queries) if only & {"inprocess", "http"} else []
+        self.distinct, self.repeated = texts[:-REPEATED], texts[-REPEATED:]
+        self.folder, self.content = self._library()
+        for engine in self.options.engines:
+            if "build" in only:
+                self._builds(engine)
+            data = self._ready(engine)
+            if "inprocess" in only:
+                self._inprocess(engine, data)
+            if only & {"coldstart", "http", "memory"}:
+                self._server(engine, data, only)
+            if "publish" in only:
+                self._publish(engine, data)
+        return self.report()
+
+    def report(self) -> dict:
+        """The report: the parameters of the whole run, then every result with its own."""
+        options = self.options
+        parameters = {
+            "kb": __version__,
+            "library": f"synthetic {options.synthetic}" if options.synthetic else "shipped",
+            "content": str(self.content),
+            "documents": self.documents,
+            "sections": self.sections,
+            "engines": list(options.engines),
+            "workers": WORKERS,
+            "clients": list(options.clients),
+            "duration_s": options.duration,
+            "measures": [m for m in MEASURES if m in options.only],
+            "target": options.host,
+            "queries": str(options.queries),
+            "k": K,
+            "cpus": os.cpu_count(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        return {"parameters": parameters, "results": self.results}
+
+    def _record(self, measure: str, name: str, engine: str, clients=None, workers=None, **figures) -> None:
+        """One result, with the parameters of its run (duration: the bound of a time-bounded run)."""
+        bounded = measure in ("inprocess", "http", "publish")
+        row = {"measure": measure, "name": name, "engine": engine, "sections": self.sections, "workers": workers}
+        row.update(clients=clients, duration_s=self.options.duration if bounded else None, **figures)
+        self.results.append(row)
+
+    def _timer(self, label: str, seconds: float) -> Callable[..., None]:
+        """A progress bar over time: update() as time passes, update(final=True) at the end."""
+        if not self.progress:
+            return lambda final=False: None
+        total, started, shown = max(1, round(seconds * 10)), time.perf_counter(), [0]
+        tick = self.progress(label, total, 0)
+
+        def update(final: bool = False) -> None:
+            due = total if final else min(total, int((time.perf_counter() - started) * 10))
+            if due > shown[0]:
+                tick(due - shown[0])
+                shown[0] = due
+
+        return update
+
+    # -- libraries and data folders --------------------------------------------------------------
+    def _library(self) -> tuple[Path, Path]:
+        """(the library's scratch folder, its content folder): the shipped library, or a synthetic one."""
+        from kb.synthetic import generate
+
+        source = self.settings["CONTENT_DIR"]
+        if not self.options.synthetic:
+            return self.options.scratch / "shipped", source
+        folder = self.options.scratch / f"synthetic-{self.options.synthetic}"
+        library = generate(self.options.synthetic, source, folder / "repo", progress=self.progress)
+        self.say(f"synthetic library {'written' if library.generated else 'reused'}: {library.content}")
+        return folder, library.content
+
+    def _settings(self, engine: str, content: Path, data: Path) -> dict:
+        return load_settings({"CONTENT_DIR": content, "DATA_DIR": data, "KEYWORD_ENGINE": engine})
+
+    def _build(self, engine: str, content: Path, data: Path, full: bool):
+        from kb.indexing.builder import build_index, read_manifest
+
+        model = self.settings["EMBEDDING_MODEL"]
+        report = build_index(content, data, model, full=full, progress=self.progress, engine=engine)
+        if report.skipped:
+            self.say(f"warning: {len(report.skipped)} document(s) skipped, e.g. {report.skipped[0]}")
+        built = (read_manifest(data) or {}).get("keyword_engine", engine)
+        if built != engine:
+            raise IndexError_(f"asked for a {engine} index, the build wrote a {built} one")
+        return report
+
+    def _seed(self, target: Path) -> None:
+        """Copy the exported model and the embedding cache into target from a folder that has them."""
+        if (target / "embeddings.sqlite").exists():
+            return
+        candidates = sorted(self.folder.glob("data-*")) + sorted(self.folder.glob("build-*"))
+        for source in [*candidates, self.settings["DATA_DIR"]]:
+            if source != target and (source / "embeddings.sqlite").exists():
+                target.mkdir(parents=True, exist_ok=True)
+                for name in CACHE_FILES:
+                    if (source / name).is_dir():
+                        shutil.copytree(source / name, target / name, dirs_exist_ok=True)
+                    elif (source / name).exists():
+                        shutil.copy2(source / name, target / name)
+                self.say(f"embedding cache and model copied from {source}")
+                return
+
+    def _ready(self, engine: str) -> Path:
+        """The library's bench data folder for engine, indexed and up to date."""
+        data = self.folder / f"data-{engine}"
+        self._seed(data)
+        started = time.perf_counter()
+        report = self._build(engine, self.content, data, full=False)
+        self.sections, self.documents = report.sections, report.documents
+        self.say(f"{engine} index ready in {data}: {report.sections} sections ({time.perf_counter() - started:.1f} s)")
+        return data
+
+    # -- the measures ----------------------------------------------------------------------------
+    def _builds(self, engine: str) -> None:
+        folder = self.folder / f"build-{engine}"
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            for name, full in (
+                ("cold full build (empty embedding cache)", True),
+                ("warm full build (embedding cache warm)", True),
+                ("no-change incremental build", False),
+            ):
+                self.say(f"{engine}: {name}")
+                started = time.perf_counter()
+                report = self._build(engine, self.content, folder, full)
+                self.sections = report.sections
+                seconds = round(time.perf_counter() - started, 3)
+                self._record(
+                    "build", name, engine, seconds=seconds, documents=report.documents, embedded=report.embedded
+                )
+            self._seed(self.folder / f"data-{engine}")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _inprocess(self, engine: str, data: Path) -> None:
+        from kb.search import Searcher
+
+        searcher = Searcher(self._settings(engine, self.content, data))
+        searcher.warm_up()
+        pool, duration = _Pool(self.distinct), self.options.duration
+        for done, mode in enumerate(MODES):
+            queries, times, errors = pool.share(len(MODES) - done), [], 0
+            update = self._timer(f"in process, {mode}", duration)
+            begun = time.perf_counter()
+            for query in queries:
+                started = time.perf_counter()
+                if started - begun >= duration:
+                    break
+                try:
+                    searcher.search(query, K, mode)
+                except KbError:
+                    errors += 1
+                times.append((time.perf_counter() - started) * 1000)
+                update()
+            update(final=True)
+            elapsed = time.perf_counter() - begun
+            figures = {"requests": len(times), "errors": errors, "elapsed_s": round(elapsed, 3)}
+            figures.update(requests_per_s=round(len(times) / elapsed, 1), **percentiles(times))
+            figures["paths_ran_out"] = len(times) == len(queries)
+            self._record("inprocess", f"Searcher.search {mode}, distinct", engine, clients=1, **figures)
+
+    def _server(self, engine: str, data: Path, only: set[str]) -> None:
+        env = {**os.environ, "KB_CONTENT_DIR": str(self.content), "KB_DATA_DIR": str(data)}
+        env.update(KB_KEYWORD_ENGINE=engine, KB_RATE_LIMIT_SEARCH=UNLIMITED, KB_RATE_LIMIT_READ=UNLIMITED)
+        env.update(KB_WATCH_INTERVAL="0", KB_LOG_LEVEL="WARNING", KB_WORKERS=str(WORKERS))
+        self.say(f"{engine}: starting kb serve --workers {WORKERS}")
+        with Server(env, WORKERS, self.folder / f"serve-{engine}.log", self.options.host) as server:
+            first = server.start()
+            if "coldstart" in only:
+                name = "kb serve start to first answered search"
+                self._record("coldstart", name, engine, workers=WORKERS, ms=round(first, 1))
+            server.wait_settled()
+            if "http" in only:
+                self._load(engine, server)
+            if "memory" in only:
+                self._record("memory", "VmRSS after the HTTP runs", engine, workers=WORKERS, **server.memory())
+
+    def _load(self, engine: str, server: Server) -> None:
+        clients = self.options.clients
+        others = 2 if 2 in clients else min(clients)
+        runs = [(kind, "hybrid", c) for c in clients for kind in ("distinct", "repeated", "healthz")]
+        runs += [("distinct", mode, others) for mode in MODES if mode != "hybrid"]
+        pool, distinct_left = _Pool(self.distinct), sum(kind == "distinct" for kind, _, _ in runs)
+        p50: dict[tuple[str, int], float | None] = {}
+        for kind, mode, count in runs:
+            if kind == "healthz":
+                paths, name = [["/healthz"]] * count, "GET /healthz"
+            elif kind == "repeated":
+                cycled = [_search_path(t, mode) for t in self.repeated]
+                paths, name = [cycled[i:] + cycled[:i] for i in range(count)], f"GET search {mode}, repeated"
+            else:
+                share = [_search_path(t, mode) for t in pool.share(distinct_left)]
+                distinct_left -= 1
+                paths, name = [share[i::count] for i in range(count)], f"GET search {mode}, distinct"
+            update = self._timer(f"{name}, {count} client(s)", self.options.duration)
+            result = run_load(server.host, server.port, paths, self.options.duration, kind != "distinct", update)
+            update(final=True)
+            figures = result.figures()
+            if kind != "distinct":
+                figures.pop("paths_ran_out")
+            p50[(kind if mode == "hybrid" else mode, count)] = figures["p50_ms"]
+            self._record("http", name, engine, count, WORKERS, **figures)
+        for count in clients:
+            base, distinct, repeated = (p50.get((kind, count)) for kind in ("healthz", "distinct", "repeated"))
+            ratios = {
+                "ratio": round(distinct / base, 2) if base and distinct else None,
+                "ratio_repeated": round(repeated / base, 2) if base and repeated else None,
+            }
+            self._record("http", "search hybrid p50 / healthz p50", engine, count, WORKERS, **ratios)
+
+    def _publish(self, engine: str, data: Path) -> None:
+        from kb.repository import run_git
+        from kb.store import DB_NAME
+
+        top = run_git(self.content, "rev-parse", "--show-toplevel", check=False)
+        if not top:
+            self.say(f"publish skipped: {self.content} is not in a git repository")
+            return
+        work = self.folder / f"publish-{engine}"
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            work.mkdir(parents=True)
+            run_git(work, "clone", "-q", "--local", top.strip(), str(work / "repo"))
+            content = work / "repo" / self.content.resolve().relative_to(Path(top.strip()).resolve())
+            shutil.copytree(data, work / "data", ignore=shutil.ignore_patterns(f"{DB_NAME}*", ".build.lock"))
+            settings = self._settings(engine, content, work / "data")
+            self._build(engine, content, work / "data", full=False)
+            self._publish_runs(engine, settings)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _publish_runs(self, engine: str, settings: dict) -> None:
+        from kb import accounts, store
+        from kb.search import Searcher
+        from kb.workflow import Workflow
+
+        db = store.connect(settings["DATA_DIR"])
+        try:
+            author = accounts.add_user(db, "bench-author", "author", "bench-author-password")
+            approver = accounts.add_user(db, "bench-approver", "approver", "bench-approver-password")
+        finally:
+            db.close()
+        reader, writer = Searcher(settings), Searcher(settings)
+        reader.warm_up()
+        workflow = Workflow(settings, encoder=lambda: writer.encoder)
+        documents = reader.generation.documents
+        sop_id = min(i for i, r in documents.items() if r["status"] == "published")
+        path = settings["CONTENT_DIR"] / documents[sop_id]["path"]
+        rng, approve, searchable = random.Random("kb-bench-publish"), [], []
+        update = self._timer(f"publish {sop_id} until searchable", self.options.duration)
+        deadline = time.perf_counter() + self.options.duration
+        while not approve or (time.perf_counter() < deadline and len(approve) < MAX_PUBLISHES):
+            word = "benchword" + "".join(rng.choice(string.ascii_lowercase) for _ in range(10))
+            lines = path.read_text(encoding="utf-8").split("\n")
+            at = next(i for i, line in enumerate(lines) if line.startswith("## ")) + 1
+            text = "\n".join(lines[:at] + ["", f"Bench run {len(approve)}: {word} marks this revision."] + lines[at:])
+            draft, _ = workflow.create(author, sop_id, text, workflow.current_revision(sop_id), f"Bench {word}")
+            workflow.submit(author, draft.id)
+            started = time.perf_counter()
+            revision = workflow.approve(approver, draft.id)
+            approve.append((time.perf_counter() - started) * 1000)
+            while not any(h.revision == revision for h in reader.search(word, 1, "keyword").hits):
+                if time.perf_counter() - started > 300:
+                    raise IndexError_(f"the published revision {revision} was not searchable after 300 s")
+                time.sleep(0.005)
+            searchable.append((time.perf_counter() - started) * 1000)
+            update()
+        update(final=True)
+        name = "publish (approve) until a separate warm Searcher finds the new revision"
+        found = {f"searchable_{k}": v for k, v in percentiles(searchable).items()}
+        approved = {f"approve_{k}": v for k, v in percentiles(approve).items()}
+        self._record("publish", name, engine, requests=len(approve), errors=0, **approved, **found)

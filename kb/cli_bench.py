@@ -1,0 +1,169 @@
+"""`kb bench`: the benchmark command. kb.benchmark runs the measures; this module reads options and prints."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from kb.benchmark import DEFAULT_QUERIES, MEASURES, Bench, BenchOptions
+from kb.errors import InputError
+from kb.files import atomic_write
+from kb.loadtest import check_target
+
+MAX_CLIENTS = 256
+BOTH = ("whoosh", "tantivy")
+_COLUMNS = (
+    "measure",
+    "engine",
+    "clients",
+    "name",
+    "requests",
+    "errors",
+    "requests_per_s",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+)
+_SHOWN_ELSEWHERE = {*_COLUMNS, "sections", "workers", "duration_s", "error_statuses"}
+
+
+def _clients(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(dict.fromkeys(int(part) for part in value.split(",") if part.strip()))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of whole numbers such as 1,2,16") from None
+    if not counts or not all(1 <= c <= MAX_CLIENTS for c in counts):
+        raise click.BadParameter(f"give client counts from 1 to {MAX_CLIENTS}, such as 1,2,16")
+    return counts
+
+
+def _only(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    chosen = {part.strip() for part in value.split(",") if part.strip()}
+    unknown = sorted(chosen - set(MEASURES))
+    if unknown or not chosen:
+        raise click.BadParameter(f"{', '.join(unknown) or value!r}: choose from {','.join(MEASURES)}")
+    return tuple(m for m in MEASURES if m in chosen)
+
+
+def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return check_target(value)
+    except InputError as error:
+        raise click.BadParameter(error.message) from None
+
+
+def _progress(label: str, total: int, already: int):
+    """A progress bar on stderr; the returned callback takes increments and closes the bar at the total."""
+    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+    bar.__enter__()
+    state = {"done": already}
+
+    def tick(n: int) -> None:
+        bar.update(n)
+        state["done"] += n
+        if state["done"] >= total:
+            bar.__exit__(None, None, None)
+
+    return tick
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if value < 1000 else f"{value:.0f}"
+    if isinstance(value, list):
+        return ",".join(_cell(v) for v in value)
+    return str(value)
+
+
+def format_report(report: dict) -> str:
+    """The report as text: the run's parameters, then one line per result (its other figures at the end)."""
+    p = report["parameters"]
+    lines = [
+        f"kb bench {p['kb']}: {p['library']} library ({p['documents']} documents, {p['sections']} sections), "
+        f"engines {', '.join(p['engines'])}, {p['workers']} workers, clients {','.join(map(str, p['clients']))}, "
+        f"{p['duration_s']:g} s per run, k={p['k']}, {p['cpus']} CPUs, {p['created']}",
+        f"{'measure':<10}{'engine':<8}{'clients':>7}  {'name':<64}{'n':>7}{'errors':>7}{'req/s':>8}"
+        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}  other",
+    ]
+    for row in report["results"]:
+        extra = " ".join(f"{k}={_cell(v)}" for k, v in row.items() if k not in _SHOWN_ELSEWHERE and v is not None)
+        if row.get("error_statuses"):
+            extra += f" error_statuses={row['error_statuses']}"
+        lines.append(
+            f"{row['measure']:<10}{row['engine']:<8}{_cell(row['clients']):>7}  {row['name']:<64}"
+            f"{_cell(row.get('requests')):>7}{_cell(row.get('errors')):>7}{_cell(row.get('requests_per_s')):>8}"
+            + "".join(f"{_cell(row.get(k)):>9}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+            + f"  {extra}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def _stop(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so the server and the client processes are stopped
+
+
+@click.command("bench")
+@click.option(
+    "--synthetic", type=click.IntRange(1), metavar="N", help="A synthetic library of N sections (up to 100,000)."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["tantivy", "whoosh", "both"]),
+    default=None,
+    help="Keyword engine (default KB_KEYWORD_ENGINE); both measures whoosh, then tantivy.",
+)
+@click.option("--duration", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True, help="Seconds per run.")
+@click.option("--clients", default="1,2,16", show_default=True, callback=_clients, help="Concurrent HTTP clients.")
+@click.option("--only", default=",".join(MEASURES), show_default=True, callback=_only, help="Measures to run.")
+@click.option("--target", default="127.0.0.1", show_default=True, callback=_target, help="127.0.0.1 or localhost.")
+@click.option("--scratch", type=click.Path(file_okay=False, path_type=Path), help="Work folder [KB_DATA_DIR/bench].")
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help=f"CSV with a text column [{DEFAULT_QUERIES}].",
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here."
+)
+@click.pass_context
+def bench_command(ctx, synthetic, engine, duration, clients, only, target, scratch, queries, json_path) -> None:
+    """Measure kb's speed and print a report: search in process, HTTP against a real `kb serve`, cold start,
+    index builds, publish to searchable and worker memory.
+
+    Libraries: the shipped one (KB_CONTENT_DIR), or --synthetic N sections (generated once into the scratch
+    folder, a git repository, reused when it holds that N). Every run is bounded in time; the server runs
+    on loopback with rate limits off and is always stopped. Distinct queries are BANKING77 training
+    messages, never sent twice to one server; the other modes run at 2 clients (or the fewest given).
+    """
+    settings = ctx.obj["settings"]
+    options = BenchOptions(
+        engines=BOTH if engine == "both" else (engine or settings["KEYWORD_ENGINE"],),
+        scratch=(scratch or settings["DATA_DIR"] / "bench").resolve(),
+        duration=duration,
+        clients=clients,
+        only=only,
+        synthetic=synthetic,
+        queries=queries or DEFAULT_QUERIES,
+        host=target,
+    )
+    say = lambda message: click.echo(message, err=True)  # noqa: E731
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        report = Bench(settings, options, _progress, say).run()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    click.echo(format_report(report))
+    if json_path:
+        atomic_write(json_path, json.dumps(report, indent=2) + "\n")
+        say(f"report written to {json_path}")
