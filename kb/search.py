@@ -61,6 +61,7 @@ class Searcher:
         self._encoder_failure: str | None = None  # set during a burst of query encoder failures
         self._encoder_retry_at = 0.0  # after a failed load, when to try loading again
         self._lock = threading.RLock()
+        self._vectors = embeddings.QueryVectorCache(settings["QUERY_CACHE_SIZE"])
         self._live = LiveIndex(self.data_dir, settings["KEYWORD_ENGINE"])
         set_threads(1)
 
@@ -103,11 +104,12 @@ class Searcher:
         return self._encoder
 
     def query_vector(self, text: str) -> np.ndarray | None:
-        """The query's embedding, or None when the encoder fails (logged once per burst of failures)."""
+        """The query's embedding (from the LRU of recent queries when it is there), or None when the encoder
+        fails (logged once per burst of failures)."""
         if self._encoder is None and time.monotonic() < self._encoder_retry_at:
             return None  # a load failed moments ago: do not pay for it on every request
         try:
-            vector = self.encoder.encode([text])[0]
+            vector = self._vectors.vector(text, lambda texts: self.encoder.encode(texts))
         except Exception as error:  # noqa: BLE001 - onnxruntime, tokenizers, torch or a missing model folder
             if self._encoder is None:
                 self._encoder_retry_at = time.monotonic() + ENCODER_RETRY_SECONDS
