@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from kb.config import load_settings
 from kb.indexing.builder import build_index
+from kb.indexing.keyword import ENGINES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_SOPS = ROOT / "sops"
@@ -205,6 +206,30 @@ def library(tmp_path_factory, model_data) -> dict:
     report = build_index(repo / "sops", data)
     assert not report.skipped, [str(p) for p in report.problems]
     return load_settings({"CONTENT_DIR": repo / "sops", "DATA_DIR": data}, environ={})
+
+
+@pytest.fixture(scope="session", params=sorted(ENGINES))
+def engine_library(request, tmp_path_factory, library) -> dict:
+    """The shipped library indexed with each keyword engine in turn (the default one is `library`): its settings."""
+    engine = request.param
+    if engine == library["KEYWORD_ENGINE"]:
+        return library
+    data = tmp_path_factory.mktemp(f"library-data-{engine}")
+    shutil.copytree(library["DATA_DIR"] / "models", data / "models")
+    shutil.copy(library["DATA_DIR"] / "embeddings.sqlite", data / "embeddings.sqlite")
+    report = build_index(library["CONTENT_DIR"], data, engine=engine)
+    assert not report.skipped and report.embedded == 0
+    return load_settings(
+        {"CONTENT_DIR": library["CONTENT_DIR"], "DATA_DIR": data, "KEYWORD_ENGINE": engine}, environ={}
+    )
+
+
+@pytest.fixture(scope="session")
+def engine_searcher(engine_library):
+    """A Searcher over the shipped library, once per keyword engine."""
+    from kb.search import Searcher
+
+    return Searcher(engine_library)
 
 
 @pytest.fixture(scope="session")

@@ -159,3 +159,22 @@ def test_typos_and_pasted_tickets_still_find_the_sop(searcher):
         "please refund one of them.\n\nBest regards,\nJane Doe\n+44 7700 900123\nSent from my iPhone"
     )
     assert searcher.search(ticket, 3, "hybrid").hits[0].sop_id == "pay-duplicate-charge"
+
+
+def test_a_generation_built_with_another_keyword_engine_is_refused_until_kb_index_rebuilds_it(
+    sop_repo, data_dir, settings_for
+):
+    from kb.search import Searcher
+
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir, engine="whoosh")
+    settings = {**settings_for(sops, data_dir), "KEYWORD_ENGINE": "tantivy"}
+    health = Searcher(settings).health()
+    assert health["status"] == "unavailable"
+    assert "built with the whoosh keyword engine, and KB_KEYWORD_ENGINE is tantivy" in health["reason"]
+    assert "run `kb index`" in health["reason"]
+    report = build_index(sops, data_dir, engine="tantivy")  # what `kb index` does with the setting
+    assert report.full and report.embedded == 0  # not incremental across engines; vectors come from the cache
+    searcher = Searcher(settings)
+    assert searcher.health()["status"] == "ok"
+    assert searcher.search("refund", 3, "keyword").hits

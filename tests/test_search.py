@@ -17,23 +17,23 @@ DEV_HIT_AT_3_FLOOR = 0.9
 
 
 @pytest.mark.parametrize("query, sop_id", GOLDEN)
-def test_golden_query_ranks_its_sop_in_the_top_three(searcher, query, sop_id):
-    assert sop_id in [h.sop_id for h in searcher.search(query, 3, "hybrid").hits]
+def test_golden_query_ranks_its_sop_in_the_top_three(engine_searcher, query, sop_id):
+    assert sop_id in [h.sop_id for h in engine_searcher.search(query, 3, "hybrid").hits]
 
 
-def test_dev_queries_find_a_relevant_sop_in_the_top_three(searcher):
+def test_dev_queries_find_a_relevant_sop_in_the_top_three(engine_searcher):
     queries = dev_queries(shipped_ids())
     misses = []
     for item in queries:
-        found = [h.sop_id for h in searcher.search(item["query"], 3, "hybrid").hits]
+        found = [h.sop_id for h in engine_searcher.search(item["query"], 3, "hybrid").hits]
         if not set(item["relevant"]) & set(found):
             misses.append((item["query"], item["relevant"], found))
     assert 1 - len(misses) / len(queries) >= DEV_HIT_AT_3_FLOOR, misses
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])
-def test_each_mode_returns_one_result_per_sop(searcher, mode):
-    hits = searcher.search("customer was charged twice for one order", 5, mode).hits
+def test_each_mode_returns_one_result_per_sop(engine_searcher, mode):
+    hits = engine_searcher.search("customer was charged twice for one order", 5, mode).hits
     assert hits and len({h.sop_id for h in hits}) == len(hits)
     assert "pay-duplicate-charge" in [h.sop_id for h in hits[:3]]
     assert all(h.url == f"/sops/{h.sop_id}#{h.anchor}" for h in hits)
@@ -47,8 +47,8 @@ def test_hybrid_scores_are_fused_rank_scores(searcher):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_card_numbers_are_masked_before_searching(searcher):
-    results = searcher.search("my card 4111 1111 1111 1111 was declined", 3)
+def test_card_numbers_are_masked_before_searching(engine_searcher):
+    results = engine_searcher.search("my card 4111 1111 1111 1111 was declined", 3)
     assert results.query == "my card [card ending 1111] was declined"
     assert "4111" not in str(results.to_dict()).replace("ending 1111", "")
     assert all("<mark>ending</mark>" not in h.snippet for h in results.hits)  # the mask itself is not searched
@@ -63,8 +63,8 @@ def test_card_numbers_are_masked_before_searching(searcher):
     ],
 )
 @pytest.mark.parametrize("mode", ["hybrid", "keyword", "semantic"])
-def test_filters_restrict_results_in_every_mode(searcher, filters, check, mode):
-    hits = searcher.search("refund charge", 10, mode, filters).hits
+def test_filters_restrict_results_in_every_mode(engine_searcher, filters, check, mode):
+    hits = engine_searcher.search("refund charge", 10, mode, filters).hits
     assert hits and all(check(h) for h in hits)
 
 
@@ -90,9 +90,9 @@ def test_malformed_requests_raise_query_errors_naming_the_field(searcher, query,
     assert caught.value.details == {"field": field}
 
 
-def test_query_of_only_stop_words_still_answers(searcher):
-    assert searcher.search("the and of", 3, "keyword").hits == ()
-    assert searcher.search("the and of", 3, "hybrid").hits  # the semantic half still ranks
+def test_query_of_only_stop_words_still_answers(engine_searcher):
+    assert engine_searcher.search("the and of", 3, "keyword").hits == ()
+    assert engine_searcher.search("the and of", 3, "hybrid").hits  # the semantic half still ranks
 
 
 def test_document_returns_the_stored_file_and_its_revision(searcher, library):
@@ -121,3 +121,22 @@ def test_a_failing_query_encoder_answers_keyword_results_marked_degraded(library
     assert explained["rankings"]["semantic"] == [] and explained["rankings"]["taxonomy"] == []
     assert [row["sop_id"] for row in explained["hybrid"]] == [h.sop_id for h in keyword.hits]
     assert searcher.search("customer charged twice", 3, mode).degraded is False  # the burst ends
+
+
+def test_a_repeated_query_is_embedded_once(library):
+    from kb.indexing.embeddings import OnnxEncoder, onnx_folder
+    from kb.search import Searcher
+
+    class Counting(OnnxEncoder):
+        calls = 0
+
+        def encode(self, texts, progress=None):
+            Counting.calls += 1
+            return super().encode(texts, progress)
+
+    searcher = Searcher(library, encoder=Counting(onnx_folder(library["DATA_DIR"], "")))
+    first = searcher.search("Customer charged  TWICE", 3)
+    again = searcher.search("customer charged twice", 3)  # the same normalised text
+    assert Counting.calls == 1 and [h.sop_id for h in first.hits] == [h.sop_id for h in again.hits]
+    searcher.search("customer charged three times", 3)
+    assert Counting.calls == 2
