@@ -57,7 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "QUERY_ENCODER",
-        "onnx",
+        "onnx-int8",
         "How queries are embedded: onnx (exported once, cached), onnx-int8 (the same, weights quantized to "
         "8 bits) or torch.",
         "choice",

@@ -117,7 +117,7 @@ def load_query_encoder(work: Path, settings: dict, torch_encoder, timings: dict)
 
     started = time.perf_counter()
     model = settings["EMBEDDING_MODEL"]
-    if settings["QUERY_ENCODER"] == "onnx":
+    if settings["QUERY_ENCODER"] in ("onnx", "onnx-int8"):
         try:
             embeddings.ensure_onnx(work, model, torch_encoder)
         except Exception as error:  # noqa: BLE001 - query_encoder falls back to torch and says so

@@ -251,7 +251,7 @@ def test_a_failing_query_encoder_gives_keyword_results_marked_degraded_and_logs_
     assert "query encoder recovered" in [r.getMessage() for r in caplog.records]
 
 
-@pytest.mark.parametrize("kind", ["onnx", "torch"])
+@pytest.mark.parametrize("kind", ["onnx-int8", "onnx", "torch"])
 def test_a_missing_model_folder_gives_degraded_keyword_search_and_a_booting_worker(
     two_generations, tmp_path, kind, caplog
 ):

@@ -20,7 +20,7 @@ from kb.documents import Document
 
 OVERVIEW_ANCHOR = "overview"
 # Bump when the way documents become sections changes: existing indexes are then rebuilt in full.
-# 3: embedding text is NFKC, and the keyword analyzer normalises (kb.indexing.keyword.NfkcTokenizer).
+# 3: embedding text is NFKC, and the keyword analyzer normalises (kb.indexing.whoosh_engine.NfkcTokenizer).
 CHUNKING_VERSION = 3
 
 
