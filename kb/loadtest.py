@@ -162,8 +162,8 @@ class Server:
         except OSError:
             return []
 
-    def wait_settled(self, quiet: float = 1.0, timeout: float = START_TIMEOUT) -> None:
-        """Wait until every worker is up and has used no CPU for `quiet` seconds (its index and encoder loaded)."""
+    def wait_settled(self, quiet: float = 1.0, timeout: float = 120.0) -> None:
+        """Wait until every worker is up and has used no CPU for `quiet` seconds (loaded), at most `timeout` s."""
         deadline = time.monotonic() + timeout
         last, still_since = None, time.monotonic()
         while time.monotonic() < deadline:
@@ -207,6 +207,7 @@ class LoadResult:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)  # non-200 answers; 0 is a connection failure
     exhausted: bool = False  # a client ran out of paths before the time was up
+    client_cpu_s: float = 0.0  # CPU the client processes used while sending: the load generator's own cost
 
     def figures(self) -> dict:
         """Counts, errors, requests per second and latency percentiles, as plain data."""
@@ -218,6 +219,7 @@ class LoadResult:
             "elapsed_s": round(self.seconds, 3),
             "requests_per_s": round(requests / self.seconds, 1) if self.seconds else None,
             **percentiles(self.latencies_ms),
+            "client_cpu_ms_per_request": round(self.client_cpu_s * 1000 / requests, 3) if requests else None,
             "paths_ran_out": self.exhausted,
         }
 
@@ -229,7 +231,7 @@ def _client(host: str, port: int, paths: list[str], cycle: bool, duration: float
     latencies, statuses, errors, index = array("d"), {}, 0, 0
     pipe.send("ready")
     start.wait()
-    begun = time.perf_counter()
+    begun, cpu = time.perf_counter(), time.process_time()
     deadline = begun + duration
     exhausted = False
     while True:
@@ -254,7 +256,8 @@ def _client(host: str, port: int, paths: list[str], cycle: bool, duration: float
         if status != 200:
             errors += 1
             statuses[status] = statuses.get(status, 0) + 1
-    pipe.send((latencies.tobytes(), errors, statuses, time.perf_counter() - begun, exhausted))
+    elapsed, cpu = time.perf_counter() - begun, time.process_time() - cpu
+    pipe.send((latencies.tobytes(), errors, statuses, elapsed, cpu, exhausted))
 
 
 def run_load(
@@ -300,7 +303,7 @@ def run_load(
                 if tick:
                     tick()
             try:
-                raw, errors, statuses, seconds, exhausted = pipe.recv()
+                raw, errors, statuses, seconds, cpu, exhausted = pipe.recv()
             except EOFError:
                 raise KbError("a load client process died during the run") from None
             latencies = array("d")
@@ -310,6 +313,7 @@ def run_load(
             for status, count in statuses.items():
                 result.statuses[status] = result.statuses.get(status, 0) + count
             result.seconds = max(result.seconds, seconds)
+            result.client_cpu_s += cpu
             result.exhausted |= exhausted
         return result
     except BaseException:

@@ -30,11 +30,12 @@ from kb.library import load_library
 from kb.repository import run_git
 
 SEED = "kb-synthetic"
-FORMAT = 1  # bump when the generated text changes for the same seed and source
+FORMAT = 2  # bump when the generated text changes for the same seed and source
 SECTIONS_PER_DOCUMENT = 12  # the shipped library has about 13
 MAX_SECTIONS = 100_000
 MARKER = ".kb-synthetic.json"
 COPIED_FILES = ("categories.yaml", "glossary.yaml")  # values.yaml is not: placeholders are resolved in the source
+SOP_HEADINGS = ("Purpose", "Procedure", "Customer macro", "Escalation")  # what kb lint requires of an SOP
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _UNSAFE = re.compile(r"[<>`*_\[\]|#\\{}]")  # Markdown or HTML syntax: such a sentence is left out
 _COMMIT_ENV = {
@@ -103,7 +104,7 @@ def load_corpus(source: Path) -> Corpus:
     return Corpus(
         source=source,
         sentences=tuple(sorted(sentences)),
-        headings=tuple(sorted(h for h in headings if not _UNSAFE.search(h))),
+        headings=tuple(sorted(h for h in headings if not _UNSAFE.search(h) and h not in SOP_HEADINGS)),
         titles=tuple(sorted({d.title for d in documents if not _UNSAFE.search(d.title)})),
         owners=tuple(sorted({d.owner for d in documents})),
         tags=tuple(sorted({t for d in documents for t in d.tags})),
@@ -115,7 +116,8 @@ def render_documents(sections: int, corpus: Corpus, seed: str = SEED) -> Iterato
     """Yield (path relative to the content folder, file text) of a library of exactly `sections` sections.
 
     Each document has SECTIONS_PER_DOCUMENT sections (the last one the rest), every one an H2 with one or
-    two paragraphs; document i draws from its own RNG, so it is the same whatever the library's size.
+    two paragraphs; an SOP has the sections kb lint requires (so it can be published), in the shipped order.
+    Document i draws from its own RNG, so it is the same whatever the library's size.
     """
     count = -(-sections // SECTIONS_PER_DOCUMENT)
     for index in range(count):
@@ -127,17 +129,20 @@ def render_documents(sections: int, corpus: Corpus, seed: str = SEED) -> Iterato
         front = {
             "id": sop_id,
             "title": json.dumps(f"{rng.choice(corpus.titles)}, case {index + 1}"),  # a JSON string is YAML
-            "type": "policy" if rng.random() < 0.1 else "sop",
+            "type": "policy" if rng.random() < 0.1 or wanted < len(SOP_HEADINGS) else "sop",
             "business_line": business_line,
             "categories": "[" + ", ".join(sorted(rng.sample(corpus.categories, rng.choice((1, 1, 2))))) + "]",
             "owner": rng.choice(corpus.owners),
             "status": "published",
             "effective": effective.isoformat(),
-            "review_by": (effective + dt.timedelta(days=180)).isoformat(),
+            "review_by": (effective + dt.timedelta(days=540)).isoformat(),
             "tags": "[" + ", ".join(sorted(rng.sample(corpus.tags, min(len(corpus.tags), rng.randint(2, 4))))) + "]",
         }
         lines = ["---", *(f"{key}: {value}" for key, value in front.items()), "---", ""]
-        for heading in rng.sample(corpus.headings, wanted):
+        headings = rng.sample(corpus.headings, wanted)
+        if front["type"] == "sop":
+            headings = ["Purpose", *headings[: wanted - 4], "Procedure", "Customer macro", "Escalation"]
+        for heading in headings:
             lines += [f"## {heading}", ""]
             for _ in range(rng.choice((1, 1, 1, 2))):
                 lines += [" ".join(rng.sample(corpus.sentences, rng.randint(2, 4))), ""]
