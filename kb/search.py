@@ -211,8 +211,7 @@ class Searcher:
         vector = self.query_vector(prepared.text) if mode != "keyword" else None
         try:
             if mode in ("keyword", "hybrid") or vector is None:
-                with self._lock:
-                    out["keyword"] = gen.keyword.search(prepared.text, limit, filters, prepared.expansions)
+                out["keyword"] = gen.keyword.search(prepared.text, limit, filters, prepared.expansions)
             if vector is not None:
                 out["semantic"] = gen.vectors.search(vector, limit, filters)
                 if mode == "hybrid":

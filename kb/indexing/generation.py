@@ -268,7 +268,8 @@ def choose(data_dir: Path, opener: Callable[[Path], object]) -> tuple[object, st
             return opened, None
         return opened, f"{'; '.join(problems)}; serving {folder.name}: {REBUILD_HINT}"
     where = index_root(data_dir)
-    raise IndexError_(f"no usable index generation in {where} ({'; '.join(problems)}): {REBUILD_HINT}")
+    hint = "" if all(ENGINE_HINT in problem for problem in problems) else f": {REBUILD_HINT}"
+    raise IndexError_(f"no usable index generation in {where} ({'; '.join(problems)}){hint}")
 
 
 def prune(data_dir: Path, keep: str) -> None:

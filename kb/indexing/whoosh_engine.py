@@ -7,6 +7,7 @@ replaces what changed, adds what is new, and commits once.
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class WhooshIndex(KeywordIndex):
     def __init__(self, ix: index.Index):
         self._ix = ix
         self._searcher = ix.searcher(weighting=scoring.BM25F())
+        self._lock = threading.Lock()  # a whoosh searcher is not safe across threads
         self._analyzer = _analyzer()
 
     @classmethod
@@ -124,8 +126,9 @@ class WhooshIndex(KeywordIndex):
         parsed = self._query(query, expansions)
         if parsed is None:
             return []
-        hits = self._searcher.search(parsed, limit=limit, filter=self._filter(filters))
-        return [(hit["key"], float(hit.score)) for hit in hits]
+        with self._lock:
+            hits = self._searcher.search(parsed, limit=limit, filter=self._filter(filters))
+            return [(hit["key"], float(hit.score)) for hit in hits]
 
     def close(self) -> None:
         """Release the searcher."""
