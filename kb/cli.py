@@ -260,14 +260,34 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, worker
 
     settings = _settings(ctx)
     try:
-        current_generation(settings["DATA_DIR"])  # fail now, clearly, if no index was ever built
+        current_generation(settings["DATA_DIR"], settings["KEYWORD_ENGINE"])  # fail now if none was ever built
     except IndexNotBuiltError:
         raise
-    except IndexError_ as error:  # damaged: serve anyway, /healthz and search say why until a rebuild
+    except IndexError_ as error:  # damaged or another engine's: serve anyway, /healthz and search say why
         click.echo(f"kb serve: warning: {error.message}", err=True)
+    _prepare_query_model(settings)
     from kb.web.server import run
 
     run(host or settings["HOST"], port or settings["PORT"], workers or settings["WORKERS"])
+
+
+def _prepare_query_model(settings: dict) -> None:
+    """Make the int8 query model once, before workers start (each would otherwise wait for it on its first query).
+
+    Only from an existing ONNX export (never loads torch); a failure is a warning: queries then use fp32 ONNX.
+    """
+    from kb.errors import KbError
+    from kb.indexing import embeddings
+
+    if settings["QUERY_ENCODER"] != "onnx-int8":
+        return
+    folder = embeddings.onnx_folder(settings["DATA_DIR"], settings["EMBEDDING_MODEL"])
+    if not (folder / "meta.json").is_file():
+        return
+    try:
+        embeddings.quantize_onnx(folder)
+    except (KbError, OSError) as error:
+        click.echo(f"kb serve: warning: no int8 query model, queries use fp32 ONNX: {error}", err=True)
 
 
 from kb.cli_accounts import keys_group, users_group  # noqa: E402 - the groups are defined after main

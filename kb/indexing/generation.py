@@ -222,14 +222,15 @@ def verify(folder: Path, engine: str | None = None) -> dict:
     return record
 
 
-def current_generation(data_dir: Path) -> Path:
-    """The folder this data folder serves: the manifest's generation if it verifies, else the newest that does.
+def current_generation(data_dir: Path, engine: str | None = None) -> Path:
+    """The folder this data folder serves: the manifest's generation if it verifies (built with engine, when
+    given), else the newest that does.
 
     Raises:
         IndexNotBuiltError: there is no index yet.
         IndexError_: no generation on disk is complete and undamaged.
     """
-    return choose(data_dir, lambda folder: (verify(folder), folder)[1])[0]
+    return choose(data_dir, lambda folder: (verify(folder, engine), folder)[1])[0]
 
 
 def choose(data_dir: Path, opener: Callable[[Path], object]) -> tuple[object, str | None]:
