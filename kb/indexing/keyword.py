@@ -79,6 +79,9 @@ class KeywordIndex(ABC):
     def __len__(self) -> int:
         """The number of sections in the index (deleted ones not counted)."""
 
+    def close(self) -> None:  # noqa: B027 - optional: most engines hold nothing to release
+        """Release what the open index holds (a no-op unless the engine needs it)."""
+
 
 DEFAULT_ENGINE = "whoosh"  # the KEYWORD_ENGINE setting's default (kb.config), chosen by measurement
 # engine name -> (module, class); modules load on first use, so whoosh is not imported to serve tantivy.
