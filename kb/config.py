@@ -65,7 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "KEYWORD_ENGINE",
-        "whoosh",
+        "tantivy",
         "The keyword (BM25) engine: tantivy (Rust, compiled) or whoosh (pure Python). An index built by one "
         "is rebuilt by `kb index` when the other is chosen.",
         "choice",
