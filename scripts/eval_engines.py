@@ -62,7 +62,7 @@ def scifact(engine: str, encoder: str) -> float | None:
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
         return None
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout[done.stdout.index("{") :])
     return {mode: row["ndcg@10"] for mode, row in result["modes"].items()}
 
 
