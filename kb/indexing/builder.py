@@ -255,7 +255,20 @@ def _reusable_base(data_dir: Path, model_id: str, engine: str) -> dict | None:
 
 
 def _write_generation(
-    target, library, indexed, records, changed, removed, old_dir, data_dir, model, model_id, progress, report, given, engine
+    target,
+    library,
+    indexed,
+    records,
+    changed,
+    removed,
+    old_dir,
+    data_dir,
+    model,
+    model_id,
+    progress,
+    report,
+    given,
+    engine,
 ) -> None:
     target.mkdir(parents=True)
     sections: list[Section] = [s for doc_id in sorted(indexed) for s in chunk_document(indexed[doc_id])]

@@ -83,7 +83,7 @@ class KeywordIndex(ABC):
         """Release what the open index holds (a no-op unless the engine needs it)."""
 
 
-DEFAULT_ENGINE = "tantivy"  # the KEYWORD_ENGINE setting's default (kb.config), chosen by measurement (docs/relevance.md)
+DEFAULT_ENGINE = "tantivy"  # the KEYWORD_ENGINE default (kb.config), chosen by measurement: docs/relevance.md
 # engine name -> (module, class); modules load on first use, so whoosh is not imported to serve tantivy.
 ENGINES = {
     "tantivy": ("kb.indexing.tantivy_engine", "TantivyIndex"),
