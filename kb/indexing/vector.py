@@ -2,11 +2,21 @@
 
 Search sees only :class:`VectorIndex`: a query vector, a limit and filters in,
 section keys with scores out. Row numbers stay inside this module. Below
-HNSW_THRESHOLD sections the index is exact (IndexFlatIP: a scan, no training,
-~1 ms at 10,000 sections); from it, an HNSW graph (IndexHNSWFlat), whose
-recall@10 against exact search was measured at 100,000 sections
-(scripts/bench_vectors.py, docs/relevance.md). Filters become a faiss ID
-selector over the rows whose document passes, computed once per filter.
+HNSW_THRESHOLD sections the index is exact (IndexFlatIP: a scan, no training);
+from it, an HNSW graph (IndexHNSWFlat). The constants come from
+scripts/bench_vectors.py on one faiss thread (docs/relevance.md, "Vectors at
+scale"): at k=100 a scan takes a median 1.6 ms at 20,000 sections, 3.9 ms at
+30,000 and 14.7 ms at 100,000; the graph (M 16, efSearch 128) 0.36-0.61 ms,
+recall@10 >= 0.999, for a build of 3.8 s at 30,000 sections and 22 s at
+100,000, redone on every publish.
+
+Filters become a faiss bitmap selector over the rows whose document passes,
+made once per filter. The graph searched under a filter misses many of the
+best passing rows when few pass or when they lie away from the query (recall@10
+0.46 with 1% of rows passing, 0.38 for a business line unrelated to the query,
+at 100,000 rows), so a filtered search of an HNSW index scans the passing rows
+exactly when at most FILTERED_SCAN_ROWS pass (recall 1), and otherwise searches
+the graph with efSearch raised by rows / passing rows.
 """
 
 from __future__ import annotations
@@ -21,16 +31,34 @@ import numpy as np
 from kb.indexing.filters import Filters
 
 FILE_NAME = "vectors.faiss"
-HNSW_THRESHOLD = 50_000  # sections from which the index is an HNSW graph instead of an exact scan
-HNSW_M = 32  # graph neighbours per node
+HNSW_THRESHOLD = 30_000  # sections from which the index is an HNSW graph instead of an exact scan
+HNSW_M = 16  # graph neighbours per node (32: recall@10 1.0000 for ~0.1 ms more per query at 100,000)
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128  # candidates explored per query (faiss searches at least k)
+HNSW_EF_SEARCH = 128  # candidates explored per query (faiss explores at least k)
+FILTERED_SCAN_ROWS = 50_000  # a filtered search of an HNSW index scans the passing rows when at most this many pass
+HNSW_EF_FILTERED_MAX = 1024  # efSearch of a filtered graph search, raised by rows / passing rows, at most this
 _FILTER_CACHE = 64  # filter combinations whose allowed rows are kept
 
 
 def set_threads(threads: int) -> None:
     """Limit faiss to this many OpenMP threads (1 in server processes)."""
     faiss.omp_set_num_threads(threads)
+
+
+class _Passing:
+    """The rows passing one filter: how many, and a faiss selector of them (a bitmap, one bit per row)."""
+
+    def __init__(self, rows: np.ndarray, total: int):
+        """
+        Args:
+            rows: the row numbers that pass.
+            total: the number of rows in the index.
+        """
+        mask = np.zeros(total, dtype=bool)
+        mask[rows] = True
+        self.count = len(rows)
+        self.bitmap = np.packbits(mask, bitorder="little")  # kept: the selector reads it in place
+        self.selector = faiss.IDSelectorBitmap(self.bitmap)
 
 
 class VectorIndex:
@@ -46,9 +74,12 @@ class VectorIndex:
         self._index = index
         self._keys = list(keys)
         self._documents = documents
-        self._allowed: dict[Filters, np.ndarray] = {}
+        self._passing: dict[Filters, _Passing] = {}
         self._lock = threading.Lock()
-        if isinstance(index, faiss.IndexHNSW):
+        self._graph = isinstance(index, faiss.IndexHNSW)
+        # the rows themselves, scanned exactly: the flat index, or the HNSW graph's flat storage
+        self._flat = faiss.downcast_index(index.storage) if self._graph else index
+        if self._graph:
             index.hnsw.efSearch = HNSW_EF_SEARCH
 
     @classmethod
@@ -78,36 +109,54 @@ class VectorIndex:
 
     @property
     def kind(self) -> str:
-        """"hnsw" or "exact"."""
-        return "hnsw" if isinstance(self._index, faiss.IndexHNSW) else "exact"
+        """The index's kind: "hnsw" or "exact"."""
+        return "hnsw" if self._graph else "exact"
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def _rows_passing(self, filters: Filters) -> np.ndarray:
-        allowed = self._allowed.get(filters)
-        if allowed is None:
-            allowed = np.array([i for i, doc in enumerate(self._documents) if filters.matches(doc)], dtype=np.int64)
+    def _rows_passing(self, filters: Filters) -> _Passing:
+        passing = self._passing.get(filters)
+        if passing is None:
+            rows = [i for i, doc in enumerate(self._documents) if filters.matches(doc)]
+            passing = _Passing(np.array(rows, dtype=np.int64), len(self))
             with self._lock:
-                if len(self._allowed) >= _FILTER_CACHE:
-                    self._allowed.pop(next(iter(self._allowed)))
-                self._allowed[filters] = allowed
-        return allowed
+                if len(self._passing) >= _FILTER_CACHE:
+                    self._passing.pop(next(iter(self._passing)), None)
+                self._passing[filters] = passing
+        return passing
 
     def search(self, vector: np.ndarray, limit: int, filters: Filters | None = None) -> list[tuple[str, float]]:
-        """Return (section key, cosine) pairs, best first, only among sections passing the filters."""
-        if len(self) == 0 or limit < 1:
+        """Return (section key, cosine) pairs, best first, only among sections passing the filters.
+
+        An exact index scans the passing rows. An HNSW index searches its graph, except that it scans the
+        passing rows exactly when they number at most FILTERED_SCAN_ROWS or the limit (a graph searched
+        under a selective filter, or one passing rows far from the query, misses many of the best rows);
+        a filtered graph search explores HNSW_EF_SEARCH x rows / passing rows candidates, up to
+        HNSW_EF_FILTERED_MAX.
+
+        Args:
+            vector: the unit query vector.
+            limit: the most pairs to return; below 1, none.
+            filters: restrictions on the sections' documents, or None.
+        """
+        total = len(self)
+        if total == 0 or limit < 1:
             return []
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        params = None
+        index, params, candidates = self._index, None, total
         if filters is not None:
-            allowed = self._rows_passing(filters)
-            if len(allowed) == 0:
+            passing = self._rows_passing(filters)
+            if passing.count == 0:
                 return []
-            selector = faiss.IDSelectorBatch(allowed)
-            if isinstance(self._index, faiss.IndexHNSW):
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=HNSW_EF_SEARCH)
+            candidates = passing.count
+            params = faiss.SearchParameters(sel=passing.selector)
+            if self._graph and candidates > max(FILTERED_SCAN_ROWS, limit):
+                ef = min(HNSW_EF_FILTERED_MAX, max(HNSW_EF_SEARCH, -(-HNSW_EF_SEARCH * total // candidates)))
+                params = faiss.SearchParametersHNSW(sel=passing.selector, efSearch=ef)
             else:
-                params = faiss.SearchParameters(sel=selector)
-        scores, rows = self._index.search(query, min(limit, len(self)), params=params)
+                index = self._flat
+        elif self._graph and limit >= total:
+            index = self._flat  # every row is asked for: a scan returns them all, which a graph need not
+        scores, rows = index.search(query, min(limit, candidates), params=params)
         return [(self._keys[r], float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
