@@ -32,7 +32,7 @@ Prints, in order:
 
 The work folder (default <DATA_DIR>/bench/vectors) keeps the embedding cache, the indexes while they are
 measured, and results.json (the last run's figures); a rerun embeds nothing (the first run embeds the texts
-once: about 12 minutes on the shared 2-core machine). A full run takes about 20 minutes, mostly HNSW builds.
+once: about 12 minutes on the shared 2-core machine). A run takes about 7 minutes, mostly HNSW builds.
 """
 
 from __future__ import annotations
