@@ -5,6 +5,12 @@ cache seeded from what is at hand, then an incremental build); search latency in
 `kb serve` (cold start, HTTP load through kb.loadtest, worker memory); publish to searchable in a scratch clone of
 the content repository. Distinct queries (BANKING77 training messages) are never sent twice to one Searcher or
 server, so they never hit a query cache; repeated queries cycle a few dozen. Every run is bounded in time.
+
+Synthetic libraries (up to 100,000 sections) are embedded texts shortest first (:class:`LengthSorted`) by the
+faster of torch and fp32 ONNX, as measured on RATE_SECTIONS synthetic sections when builds are measured (ONNX
+when they are not). Both give the same vectors (least cosine >= 0.9999, recorded), so the index and every search
+figure are a torch build's; only build times depend on the choice, and their rows name the encoder. The shipped
+library is embedded by the builder's own torch encoder: its cold build is what `kb index --full` takes.
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
 from kb import __version__
 from kb.config import PROJECT_ROOT, load_settings
 from kb.errors import ConfigError, IndexError_, InputError, KbError
 from kb.loadtest import Server, percentiles, run_load
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Search, indexing and workflow are imported where a measure needs them: `kb` starts without them, and so does
 # every load client process (spawned, it imports the kb command's modules again).
@@ -37,6 +47,11 @@ MAX_PUBLISHES = 20
 USERS = ("author", "approver")  # the roles of the two users who publish in the scratch clone
 UNLIMITED = "1000000000/minute"  # the server's rate limits: never reached
 CACHE_FILES = ("models", "embeddings.sqlite")
+ENCODERS = ("torch", "onnx")  # what may embed a synthetic library, the faster measured doing it
+SYNTHETIC_ENCODER = "onnx"  # used when builds are not measured (fp32 ONNX measured faster than torch here)
+RATE_SECTIONS = 500  # synthetic sections each encoder embeds to measure its rate
+RATE_ROUNDS = 5  # slices of them, each embedded by every encoder in turn
+ONNX_THREADS = 2  # ONNX Runtime intra-op threads of a synthetic build (the bench has the machine)
 
 Progress = Callable[[str, int, int], Callable[[int], None]]
 
@@ -83,6 +98,53 @@ def load_queries(path: Path) -> list[str]:
     return texts
 
 
+class LengthSorted:
+    """An encoder that embeds texts shortest first and returns their vectors in the order given.
+
+    A batch is padded to its longest text; texts of like length in one batch pad little, which halves the time
+    of a synthetic library's embedding here. Padding changes no vector (the attention mask and mean pooling leave
+    padded tokens out): the vectors are the inner encoder's to float rounding.
+    """
+
+    def __init__(self, inner, label: str):
+        """
+        Args:
+            inner: an encoder (.encode(texts, progress) -> unit float32 vectors).
+            label: what the report calls it.
+        """
+        self.inner, self.label = inner, label
+        self.kind = getattr(inner, "kind", "encoder")
+
+    def encode(self, texts, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embed texts into unit vectors (row i for texts[i]), calling progress(n) as batches finish."""
+        import numpy as np
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = self.inner.encode([texts[i] for i in order], progress)
+        out = np.empty_like(vectors)
+        out[order] = vectors
+        return out
+
+
+def make_encoder(kind: str, data_dir: Path, model: str) -> LengthSorted:
+    """A synthetic build's encoder: "torch" (the builder's, loaded once per process) or "onnx" (fp32, ONNX_THREADS
+    threads, from data_dir's export, made first if missing), embedding texts shortest first.
+
+    Raises:
+        ValueError: an unknown kind.
+        IndexError_: the ONNX export had to be made and differs from torch.
+    """
+    from kb.indexing import embeddings
+
+    if kind == "torch":
+        return LengthSorted(embeddings.torch_encoder(model), "torch, length-sorted batches")
+    if kind == "onnx":
+        folder = embeddings.ensure_onnx(data_dir, model)
+        encoder = embeddings.OnnxEncoder(folder, threads=ONNX_THREADS)
+        return LengthSorted(encoder, f"onnx fp32, {ONNX_THREADS} threads, length-sorted batches")
+    raise ValueError(f"unknown encoder {kind!r}: choose from {', '.join(ENCODERS)}")
+
+
 class _Pool:
     """Distinct queries handed out once each."""
 
@@ -109,6 +171,8 @@ class Bench:
         self.results: list[dict] = []
         self.sections: int | None = None
         self.documents: int | None = None
+        self.encoder_kind = SYNTHETIC_ENCODER  # a synthetic library's encoder, until the rates say otherwise
+        self.encoder: LengthSorted | None = None
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -126,6 +190,8 @@ class Bench:
         texts = load_queries(self.options.queries) if only & {"inprocess", "http"} else []
         self.distinct, self.repeated = texts[:-REPEATED], texts[-REPEATED:]
         self.folder, self.content = self._library()
+        if self.options.synthetic and "build" in only:
+            self._rates()
         for engine in self.options.engines:
             if "build" in only:
                 self._builds(engine)
@@ -146,8 +212,17 @@ class Bench:
         parameters.update(sections=self.sections, engines=list(options.engines), workers=WORKERS)
         parameters.update(clients=list(options.clients), duration_s=options.duration, measures=list(options.only))
         parameters.update(target=options.host, queries=str(options.queries), k=K, cpus=os.cpu_count())
+        parameters.update(self._index_parameters())
         parameters["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         return {"parameters": parameters, "results": self.results}
+
+    def _index_parameters(self) -> dict:
+        """How the measured index embeds and stores vectors: the encoder of its build, the vector engine's kind."""
+        from kb.indexing.vector import HNSW_THRESHOLD
+
+        encoder = self.encoder.label if self.encoder else ("torch" if not self.options.synthetic else None)
+        kind = None if self.sections is None else ("hnsw" if self.sections >= HNSW_THRESHOLD else "exact")
+        return {"build_encoder": encoder, "hnsw_threshold": HNSW_THRESHOLD, "vectors": kind}
 
     def _record(self, measure: str, name: str, engine: str, clients=None, workers=None, **figures) -> None:
         """One result, with the parameters of its run (duration: the bound of a time-bounded run)."""
@@ -187,14 +262,35 @@ class Bench:
     def _settings(self, engine: str, content: Path, data: Path) -> dict:
         return load_settings({"CONTENT_DIR": content, "DATA_DIR": data, "KEYWORD_ENGINE": engine})
 
+    def _synthetic_encoder(self) -> LengthSorted | None:
+        """What embeds new sections of the library: None (the builder's torch) for the shipped one, else the
+        synthetic encoder (made on first use)."""
+        if not self.options.synthetic:
+            return None
+        if self.encoder is None:
+            self.encoder = make_encoder(self.encoder_kind, self.settings["DATA_DIR"], self.settings["EMBEDDING_MODEL"])
+        return self.encoder
+
     def _build(self, engine: str, content: Path, data: Path, full: bool):
         from kb.indexing.builder import build_index
 
-        model = self.settings["EMBEDDING_MODEL"]
-        report = build_index(content, data, model, full=full, progress=self.progress, engine=engine)
+        model, encoder = self.settings["EMBEDDING_MODEL"], self._synthetic_encoder()
+        if encoder is not None:
+            self._copy_export(data)
+        report = build_index(content, data, model, full=full, progress=self.progress, engine=engine, encoder=encoder)
         if report.skipped:
             self.say(f"warning: {len(report.skipped)} document(s) skipped, e.g. {report.skipped[0]}")
         return report
+
+    def _copy_export(self, target: Path) -> None:
+        """Give a data folder the instance's ONNX export (a synthetic build's encoder runs it; the builder would
+        otherwise load torch to export the model again)."""
+        from kb.indexing import embeddings
+
+        model = self.settings["EMBEDDING_MODEL"]
+        source, folder = embeddings.onnx_folder(self.settings["DATA_DIR"], model), embeddings.onnx_folder(target, model)
+        if (source / "meta.json").is_file() and not (folder / "meta.json").exists():
+            shutil.copytree(source, folder, dirs_exist_ok=True)
 
     def _seed(self, target: Path) -> None:
         """Copy the exported model and the embedding cache into target from a folder that has them."""
@@ -223,23 +319,76 @@ class Bench:
         return data
 
     # -- the measures ----------------------------------------------------------------------------
+    def _rates(self) -> None:
+        """Embed RATE_SECTIONS synthetic sections with each of ENCODERS; synthetic builds use the faster.
+
+        Each encoder is loaded and warmed on one batch first (its load time is recorded apart). The sections go
+        in RATE_ROUNDS slices, each embedded by every encoder in turn, so that a change in the machine's load
+        falls on all of them alike. The rows after the first record the least cosine of their vectors to the
+        first encoder's (torch).
+        """
+        import numpy as np
+
+        from kb.synthetic import sample_texts
+
+        texts = sample_texts(min(RATE_SECTIONS, self.options.synthetic), self.settings["CONTENT_DIR"])
+        made, loaded = {}, {}
+        for kind in ENCODERS:
+            started = time.perf_counter()
+            made[kind] = make_encoder(kind, self.settings["DATA_DIR"], self.settings["EMBEDDING_MODEL"])
+            made[kind].encode(texts[:32])
+            loaded[kind] = time.perf_counter() - started
+        seconds, vectors = dict.fromkeys(ENCODERS, 0.0), {kind: [] for kind in ENCODERS}
+        label, total = f"embedding rates, {' and '.join(ENCODERS)}", len(texts) * len(ENCODERS)
+        tick = self.progress(label, total, 0) if self.progress else None
+        size = -(-len(texts) // RATE_ROUNDS)
+        for start in range(0, len(texts), size):
+            for kind in ENCODERS:
+                started = time.perf_counter()
+                vectors[kind].append(made[kind].encode(texts[start : start + size], tick))
+                seconds[kind] += time.perf_counter() - started
+        rates = {kind: len(texts) / seconds[kind] for kind in ENCODERS}
+        first = np.vstack(vectors[ENCODERS[0]])
+        for kind in ENCODERS:
+            figures = {
+                "encoder": made[kind].label,
+                "seconds": round(seconds[kind], 3),
+                "load_s": round(loaded[kind], 3),
+            }
+            figures.update(sections_per_s=round(rates[kind], 1), sections=len(texts), rounds=RATE_ROUNDS)
+            if kind != ENCODERS[0]:
+                cosine = (np.vstack(vectors[kind]) * first).sum(axis=1).min()
+                figures[f"min_cosine_to_{ENCODERS[0]}"] = round(float(cosine), 6)
+            self._record("build", f"embedding rate, {len(texts)} synthetic sections", None, **figures)
+        self.encoder_kind = max(rates, key=rates.get)
+        self.encoder = made[self.encoder_kind]
+        shown = ", ".join(f"{kind} {rate:.1f}/s" for kind, rate in rates.items())
+        self.say(f"synthetic builds embed with {self.encoder_kind} ({shown})")
+
     def _builds(self, engine: str) -> None:
         folder = self.folder / f"build-{engine}"
         shutil.rmtree(folder, ignore_errors=True)
+        encoder = self._synthetic_encoder()
+        label = encoder.label if encoder else "torch"
+        if encoder:
+            self._copy_export(folder)  # the model export is the encoder's, not part of a synthetic build's time
         try:
             for name, full in (
                 ("cold full build (empty embedding cache)", True),
                 ("warm full build (embedding cache warm)", True),
                 ("no-change incremental build", False),
             ):
+                if encoder:
+                    name = f"{name}, {encoder.kind} encoder"
                 self.say(f"{engine}: {name}")
                 started = time.perf_counter()
                 report = self._build(engine, self.content, folder, full)
                 self.sections = report.sections
                 seconds = round(time.perf_counter() - started, 3)
-                self._record(
-                    "build", name, engine, seconds=seconds, documents=report.documents, embedded=report.embedded
-                )
+                figures = {"seconds": seconds, "documents": report.documents, "embedded": report.embedded}
+                if report.embedded:
+                    figures["embedded_per_s"] = round(report.embedded / seconds, 1)
+                self._record("build", name, engine, encoder=label, **figures)
             self._seed(self.folder / f"data-{engine}")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -247,8 +396,11 @@ class Bench:
     def _inprocess(self, engine: str, data: Path) -> None:
         from kb.search import Searcher
 
+        started = time.perf_counter()
         searcher = Searcher(self._settings(engine, self.content, data))
         searcher.warm_up()
+        name = "Searcher.warm_up: verify and open the generation, load the query encoder"
+        self._record("inprocess", name, engine, clients=1, ms=round((time.perf_counter() - started) * 1000, 1))
         pool, duration = _Pool(self.distinct), self.options.duration
         for done, mode in enumerate(MODES):
             queries, times, errors = pool.share(len(MODES) - done), [], 0

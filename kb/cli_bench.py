@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from kb.files import atomic_write
 from kb.loadtest import check_target
 
 MAX_CLIENTS = 256
+PROGRESS_EVERY_S = 30.0  # how often a progress line is written when stderr is not a terminal
 BOTH = ("whoosh", "tantivy")
 _COLUMNS = (
     "measure",
@@ -57,7 +59,10 @@ def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def _progress(label: str, total: int, already: int):
-    """A progress bar on stderr; the returned callback takes increments and closes the bar at the total."""
+    """A progress bar on stderr (lines every PROGRESS_EVERY_S seconds when it is not a terminal: a log); the
+    returned callback takes increments and closes the bar at the total."""
+    if not sys.stderr.isatty():
+        return progress_lines(label, total, already, lambda line: click.echo(line, err=True))
     bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
     bar.__enter__()
     state = {"done": already}
@@ -67,6 +72,26 @@ def _progress(label: str, total: int, already: int):
         state["done"] += n
         if state["done"] >= total:
             bar.__exit__(None, None, None)
+
+    return tick
+
+
+def progress_lines(label: str, total: int, already: int, write, every: float = PROGRESS_EVERY_S):
+    """Progress as lines for a log: one at the start, one at most every `every` seconds (done, rate, time left),
+    one at the total. Returns the callback taking increments."""
+    started, state = time.monotonic(), {"done": already, "shown": time.monotonic()}
+    write(f"{label}: {already:,}/{total:,}")
+
+    def tick(n: int) -> None:
+        state["done"] += n
+        now, done = time.monotonic(), state["done"]
+        if done < total and now - state["shown"] < every:
+            return
+        state["shown"] = now
+        elapsed = max(now - started, 1e-9)
+        rate = (done - already) / elapsed
+        left = f", about {(total - done) / rate:,.0f} s left" if done < total and rate > 0 else ""
+        write(f"{label}: {done:,}/{total:,} ({done / max(total, 1):.0%}) in {elapsed:,.0f} s, {rate:,.1f}/s{left}")
 
     return tick
 
@@ -88,6 +113,8 @@ def format_report(report: dict) -> str:
         f"kb bench {p['kb']}: {p['library']} library ({p['documents']} documents, {p['sections']} sections), "
         f"engines {', '.join(p['engines'])}, {p['workers']} workers, clients {','.join(map(str, p['clients']))}, "
         f"{p['duration_s']:g} s per run, k={p['k']}, {p['cpus']} CPUs, {p['created']}",
+        f"vectors {_cell(p.get('vectors'))} (HNSW from {_cell(p.get('hnsw_threshold'))} sections), "
+        f"built with {_cell(p.get('build_encoder'))}",
         f"{'measure':<10}{'engine':<8}{'clients':>7}  {'name':<64}{'n':>7}{'errors':>7}{'req/s':>8}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}  other",
     ]
@@ -96,7 +123,7 @@ def format_report(report: dict) -> str:
         if row.get("error_statuses"):
             extra += f" error_statuses={row['error_statuses']}"
         lines.append(
-            f"{row['measure']:<10}{row['engine']:<8}{_cell(row['clients']):>7}  {row['name']:<64}"
+            f"{row['measure']:<10}{_cell(row['engine']):<8}{_cell(row['clients']):>7}  {row['name']:<64}"
             f"{_cell(row.get('requests')):>7}{_cell(row.get('errors')):>7}{_cell(row.get('requests_per_s')):>8}"
             + "".join(f"{_cell(row.get(k)):>9}" for k in ("p50_ms", "p95_ms", "p99_ms"))
             + f"  {extra}".rstrip()

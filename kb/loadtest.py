@@ -88,6 +88,23 @@ def rss_mb(pid: int) -> float | None:
         return None
 
 
+def memory_mb(pid: int) -> dict[str, float | None]:
+    """A process's memory in MB: rss (VmRSS), anon and file (its anonymous and file-backed parts: RssAnon,
+    RssFile), and pss (its proportional share, pages shared with other processes divided among them); None
+    for what cannot be read (the process is gone)."""
+    figures: dict[str, float | None] = dict.fromkeys(("rss", "anon", "file", "pss"))
+    try:
+        status = _proc_status(pid)
+        for name, key in (("rss", "VmRSS"), ("anon", "RssAnon"), ("file", "RssFile")):
+            figures[name] = round(int(status[key].split()[0]) / 1024, 1)
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        pss = next(line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:"))
+        figures["pss"] = round(int(pss) / 1024, 1)
+    except (OSError, KeyError, ValueError, StopIteration, IndexError):
+        pass
+    return figures
+
+
 def _cpu_ticks(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -176,11 +193,13 @@ class Server:
             time.sleep(0.1)
 
     def memory(self) -> dict:
-        """{"master_rss_mb", "workers_rss_mb": [...]}: resident memory from /proc."""
-        return {
-            "master_rss_mb": rss_mb(self.process.pid) if self.process else None,
-            "workers_rss_mb": [rss_mb(pid) for pid in self.worker_pids()],
-        }
+        """{"master_rss_mb", "workers_rss_mb": [...], "workers_anon_mb", "workers_file_mb", "workers_pss_mb"}:
+        resident memory from /proc (see memory_mb), one entry per worker."""
+        workers = [memory_mb(pid) for pid in self.worker_pids()]
+        figures = {"master_rss_mb": rss_mb(self.process.pid) if self.process else None}
+        for name in ("rss", "anon", "file", "pss"):
+            figures[f"workers_{name}_mb"] = [worker[name] for worker in workers]
+        return figures
 
     def stop(self) -> None:
         """Stop the master and its workers (SIGTERM, then SIGKILL after STOP_TIMEOUT); safe to call twice."""

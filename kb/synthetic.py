@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.documents import BUSINESS_LINES
+from kb.documents import BUSINESS_LINES, parse_document
 from kb.errors import DocumentError, InputError, Problem
 from kb.files import atomic_write
 from kb.indexing.chunking import chunk_document
@@ -147,6 +147,27 @@ def render_documents(sections: int, corpus: Corpus, seed: str = SEED) -> Iterato
             for _ in range(rng.choice((1, 1, 1, 2))):
                 lines += [" ".join(rng.sample(corpus.sentences, rng.randint(2, 4))), ""]
         yield f"{business_line}/{sop_id}.md", "\n".join(lines)
+
+
+def sample_texts(sections: int, source: Path, seed: str = SEED) -> list[str]:
+    """The embedding texts of a synthetic library of `sections` sections, made in memory (nothing written).
+
+    The first documents of every synthetic library are these (document i draws from its own RNG), so the
+    texts are what a build of any larger library embeds first: what an encoder's rate is measured on.
+
+    Raises:
+        InputError: sections out of range.
+        DocumentError: the source library is unusable, or a rendered document does not parse.
+    """
+    if not 1 <= sections <= MAX_SECTIONS:
+        raise InputError(f"from 1 to {MAX_SECTIONS:,} sections, got {sections:,}", {"field": "synthetic"})
+    texts = []
+    for path, text in render_documents(sections, load_corpus(source), seed):
+        document, problems = parse_document(text, path)
+        if document is None:
+            raise DocumentError(problems)
+        texts += [section.embedding_text for section in chunk_document(document)]
+    return texts
 
 
 def _marker(sections: int, corpus: Corpus, seed: str) -> dict:

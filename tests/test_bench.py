@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kb.benchmark import DEFAULT_QUERIES
+from kb.benchmark import DEFAULT_QUERIES, make_encoder
 from kb.cli import main
+from kb.cli_bench import progress_lines
+from kb.config import load_settings
 from kb.indexing.chunking import chunk_document
+from kb.indexing.embeddings import OnnxEncoder
 from kb.library import load_library
-from kb.synthetic import SECTIONS_PER_DOCUMENT, generate
+from kb.synthetic import SECTIONS_PER_DOCUMENT, generate, sample_texts
 from tests.conftest import SHIPPED_SOPS
 
 PARAMETERS = {"engine", "sections", "workers", "clients", "duration_s"}
@@ -38,6 +42,44 @@ def test_synthetic_library_is_deterministic_and_valid(tmp_path):
     assert other.generated and other.sections == sections + 1
 
 
+def test_sample_texts_are_the_first_sections_of_every_synthetic_library(tmp_path):
+    library = load_library(generate(2 * SECTIONS_PER_DOCUMENT, SHIPPED_SOPS, tmp_path / "repo").content)
+    built = [s.embedding_text for d in sorted(library.documents) for s in chunk_document(library.documents[d])]
+    assert (
+        sample_texts(SECTIONS_PER_DOCUMENT + 3, SHIPPED_SOPS)[:SECTIONS_PER_DOCUMENT] == built[:SECTIONS_PER_DOCUMENT]
+    )
+    assert len(sample_texts(7, SHIPPED_SOPS)) == 7
+
+
+def test_length_sorted_onnx_gives_the_plain_encoders_vectors_in_the_order_given(library):
+    texts = sample_texts(16, SHIPPED_SOPS)[::-1] + ["refund", "charged twice for one order"]
+    sorted_encoder = make_encoder("onnx", library["DATA_DIR"], library["EMBEDDING_MODEL"])
+    plain = sorted_encoder.inner
+    assert isinstance(plain, OnnxEncoder)
+    ticks = []
+    vectors = sorted_encoder.encode(texts, ticks.append)
+    expected = plain.encode(texts)
+    assert vectors.shape == expected.shape and sum(ticks) == len(texts)
+    assert float((vectors * expected).sum(axis=1).min()) >= 0.9999
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert "onnx fp32" in sorted_encoder.label
+
+
+def test_progress_lines_give_counts_rate_and_time_left():
+    lines = []
+    tick = progress_lines("embedding", 10, 0, lines.append, every=0)
+    tick(4)
+    tick(6)
+    assert lines[0] == "embedding: 0/10"
+    assert lines[1].startswith("embedding: 4/10 (40%)") and "/s" in lines[1] and "left" in lines[1]
+    assert lines[2].startswith("embedding: 10/10 (100%)") and "left" not in lines[2]
+    quiet = []
+    tick = progress_lines("embedding", 10, 0, quiet.append, every=3600)
+    tick(4)
+    tick(6)
+    assert len(quiet) == 2  # the start and the total: nothing between within the hour
+
+
 @pytest.mark.parametrize("target", ["10.0.0.1", "example.com", "0.0.0.0"])
 def test_a_target_off_this_machine_is_refused(target):
     result = CliRunner().invoke(main, ["bench", "--target", target])
@@ -49,15 +91,17 @@ def test_a_short_real_run_reports_every_figure_without_errors(runner, tmp_path):
     if not DEFAULT_QUERIES.exists():
         pytest.skip(f"BANKING77 not found at {DEFAULT_QUERIES}")
     out = tmp_path / "report.json"
-    args = ["bench", "--only", "inprocess,http", "--duration", "1", "--clients", "1"]
+    args = ["bench", "--only", "inprocess,http,coldstart,memory", "--duration", "1", "--clients", "1"]
     result = runner.invoke(main, [*args, "--scratch", str(tmp_path / "scratch"), "--json", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     report = json.loads(out.read_text())
     parameters = report["parameters"]
-    assert parameters["library"] == "shipped" and parameters["engines"] == ["whoosh"]
+    engine = load_settings()["KEYWORD_ENGINE"]  # the command's default, as the runner's environment sets it
+    assert parameters["library"] == "shipped" and parameters["engines"] == [engine]
     assert parameters["sections"] > 0 and parameters["clients"] == [1] and parameters["workers"] == 2
+    assert parameters["vectors"] == "exact" and parameters["build_encoder"] == "torch"
     rows = report["results"]
-    assert {r["measure"] for r in rows} == {"inprocess", "http"}
+    assert {r["measure"] for r in rows} == {"inprocess", "http", "coldstart", "memory"}
     names = {(r["measure"], r["name"], r["clients"]) for r in rows}
     for mode in ("hybrid", "keyword", "semantic"):
         assert ("inprocess", f"Searcher.search {mode}, distinct", 1) in names
@@ -65,10 +109,40 @@ def test_a_short_real_run_reports_every_figure_without_errors(runner, tmp_path):
     assert {("http", "GET search hybrid, repeated", 1), ("http", "GET /healthz", 1)} <= names
     for row in rows:
         assert PARAMETERS <= set(row), row
-        assert row["engine"] == "whoosh" and row["sections"] == parameters["sections"]
+        assert row["engine"] == engine and row["sections"] == parameters["sections"]
         if "requests" in row:
             assert row["requests"] > 0 and row["errors"] == 0, row
             assert None not in (row["p50_ms"], row["p95_ms"], row["p99_ms"], row["requests_per_s"]), row
     ratio = next(r for r in rows if r["name"] == "search hybrid p50 / healthz p50")
     assert ratio["ratio"] > 0
+    assert next(r for r in rows if r["name"].startswith("Searcher.warm_up"))["ms"] > 0
+    assert next(r for r in rows if r["measure"] == "coldstart")["ms"] > 0
+    memory = next(r for r in rows if r["measure"] == "memory")
+    for name in ("rss", "anon", "file", "pss"):
+        figures = memory[f"workers_{name}_mb"]
+        assert len(figures) == 2 and all(f > 0 for f in figures), memory
     assert "GET /healthz" in result.output and "p50 ms" in result.output
+
+
+def test_a_synthetic_build_embeds_with_the_faster_encoder_and_says_which(runner, tmp_path):
+    sections = 2 * SECTIONS_PER_DOCUMENT
+    out = tmp_path / "report.json"
+    args = ["bench", "--synthetic", str(sections), "--only", "build", "--engine", "tantivy"]
+    result = runner.invoke(main, [*args, "--scratch", str(tmp_path / "scratch"), "--json", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    rates = [r for r in report["results"] if r["name"].startswith("embedding rate")]
+    assert [r["encoder"].split(",")[0] for r in rates] == ["torch", "onnx fp32"]
+    assert all(r["sections"] == sections and r["sections_per_s"] > 0 and r["engine"] is None for r in rates)
+    assert rates[1]["min_cosine_to_torch"] >= 0.9999  # the same vectors: what is measured does not change
+    faster = max(rates, key=lambda r: r["sections_per_s"])["encoder"]
+    assert report["parameters"]["build_encoder"] == faster
+    builds = [r for r in report["results"] if r["measure"] == "build" and r not in rates]
+    assert [r["name"].split(",")[0] for r in builds] == [
+        "cold full build (empty embedding cache)",
+        "warm full build (embedding cache warm)",
+        "no-change incremental build",
+    ]
+    assert all(r["encoder"] == faster and r["sections"] == sections for r in builds)
+    assert builds[0]["embedded"] >= sections and builds[1]["embedded"] == builds[2]["embedded"] == 0
+    assert "embedding rate" in result.output and "built with" in result.output
