@@ -825,8 +825,11 @@ _GENERATION_FILES = [
     "glossary.json",
     "vocabulary.json",
     "build.json",
-    "keyword/*.toc",
-    "keyword/*.seg",
+    # the keyword engine's own files: tantivy's (the default) meta, term dictionary, postings and stored docs
+    "keyword/meta.json",
+    "keyword/*.term",
+    "keyword/*.idx",
+    "keyword/*.store",
 ]
 # (case, damage, the generation that must serve: "older" or the newest good one, "live")
 _INDEX_DAMAGE = [

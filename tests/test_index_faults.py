@@ -126,11 +126,17 @@ def test_no_good_generation_answers_503_boots_and_recovers_when_a_build_appears(
     assert len(layout.generation_folders(data)) == layout.KEEP_GENERATIONS  # the new one and two damaged ones
 
 
-def test_a_keyword_index_failing_while_searching_is_a_503_not_a_500(two_generations):
-    app = create_app({**two_generations["settings"], "TESTING": True})
+@pytest.mark.parametrize("engine", ["tantivy", "whoosh"])
+def test_a_keyword_index_failing_while_searching_is_a_503_not_a_500(sop_repo, data_dir, settings_for, engine):
+    build_index(sop_repo / "sops", data_dir, engine=engine)
+    app = create_app({**settings_for(sop_repo / "sops", data_dir), "KEYWORD_ENGINE": engine, "TESTING": True})
     client = app.test_client()
     assert client.get("/api/v1/search?q=refund&mode=keyword").status_code == 200
-    app.extensions["kb"]["searcher"].generation.keyword.close()  # whoosh now raises ReaderClosed
+    keyword = app.extensions["kb"]["searcher"].generation.keyword
+    if engine == "whoosh":
+        keyword.close()  # whoosh now raises ReaderClosed
+    else:
+        keyword._searcher = None  # every tantivy call now raises (AttributeError), as a broken binding would
     response = client.get("/api/v1/search?q=refund&mode=keyword")
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "index_error"
 
