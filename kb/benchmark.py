@@ -134,12 +134,12 @@ def make_encoder(kind: str, data_dir: Path, model: str) -> LengthSorted:
         ValueError: an unknown kind.
         IndexError_: the ONNX export had to be made and differs from torch.
     """
-    from kb.indexing import embeddings
+    from kb.indexing import embeddings, query_encoder
 
     if kind == "torch":
         return LengthSorted(embeddings.torch_encoder(model), "torch, length-sorted batches")
     if kind == "onnx":
-        folder = embeddings.ensure_onnx(data_dir, model)
+        folder = query_encoder.ensure_onnx(data_dir, model)
         encoder = embeddings.OnnxEncoder(folder, threads=ONNX_THREADS)
         return LengthSorted(encoder, f"onnx fp32, {ONNX_THREADS} threads, length-sorted batches")
     raise ValueError(f"unknown encoder {kind!r}: choose from {', '.join(ENCODERS)}")

@@ -277,7 +277,7 @@ def _prepare_query_model(settings: dict) -> None:
     Only from an existing ONNX export (never loads torch); a failure is a warning: queries then use fp32 ONNX.
     """
     from kb.errors import KbError
-    from kb.indexing import embeddings
+    from kb.indexing import embeddings, query_encoder
 
     if settings["QUERY_ENCODER"] != "onnx-int8":
         return
@@ -285,7 +285,7 @@ def _prepare_query_model(settings: dict) -> None:
     if not (folder / "meta.json").is_file():
         return
     try:
-        embeddings.quantize_onnx(folder)
+        query_encoder.quantize_onnx(folder)
     except (KbError, OSError) as error:
         click.echo(f"kb serve: warning: no int8 query model, queries use fp32 ONNX: {error}", err=True)
 

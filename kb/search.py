@@ -23,7 +23,7 @@ import numpy as np
 from kb import catalog
 from kb.errors import IndexError_
 from kb.history import History
-from kb.indexing import embeddings, fusion
+from kb.indexing import fusion, query_encoder
 from kb.indexing.chunking import chunk_document
 from kb.indexing.filters import Filters
 from kb.indexing.generation import REBUILD_HINT, Generation
@@ -61,7 +61,7 @@ class Searcher:
         self._encoder_failure: str | None = None  # set during a burst of query encoder failures
         self._encoder_retry_at = 0.0  # after a failed load, when to try loading again
         self._lock = threading.RLock()
-        self._vectors = embeddings.QueryVectorCache(settings["QUERY_CACHE_SIZE"])
+        self._vectors = query_encoder.QueryVectorCache(settings["QUERY_CACHE_SIZE"])
         self._live = LiveIndex(self.data_dir, settings["KEYWORD_ENGINE"])
         set_threads(1)
 
@@ -96,7 +96,7 @@ class Searcher:
         if self._encoder is None:
             with self._lock:
                 if self._encoder is None:
-                    encoder = embeddings.query_encoder(
+                    encoder = query_encoder.query_encoder(
                         self.data_dir, self.settings["EMBEDDING_MODEL"], self.settings["QUERY_ENCODER"]
                     )
                     encoder.encode(["warm up"])  # torch loads lazily: a model that cannot load fails here, once

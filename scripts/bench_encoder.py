@@ -68,12 +68,12 @@ def latency_queries(sets: dict[str, list], n: int) -> tuple[list[str], dict[str,
 
 def load_encoders(data_dir: Path, model: str) -> tuple[dict, dict[str, float]]:
     """Each kind's query encoder, warmed up; and the seconds each took to load."""
-    from kb.indexing import embeddings
+    from kb.indexing import query_encoder
 
     encoders, load_s = {}, {}
     for kind in KINDS:
         started = time.perf_counter()
-        encoder = embeddings.query_encoder(data_dir, model, kind)
+        encoder = query_encoder.query_encoder(data_dir, model, kind)
         encoder.encode(["warm up"])
         load_s[kind] = time.perf_counter() - started
         if encoder.kind != kind:

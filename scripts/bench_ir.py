@@ -113,16 +113,16 @@ def embed_corpus(sections: list, work: Path, model: str, timings: dict) -> tuple
 
 def load_query_encoder(work: Path, settings: dict, torch_encoder, timings: dict):
     """kb's query encoder, exporting the ONNX model into the work folder first (reusing a loaded torch model)."""
-    from kb.indexing import embeddings
+    from kb.indexing import query_encoder
 
     started = time.perf_counter()
     model = settings["EMBEDDING_MODEL"]
     if settings["QUERY_ENCODER"] in ("onnx", "onnx-int8"):
         try:
-            embeddings.ensure_onnx(work, model, torch_encoder)
+            query_encoder.ensure_onnx(work, model, torch_encoder)
         except Exception as error:  # noqa: BLE001 - query_encoder falls back to torch and says so
             print(f"warning: ONNX export failed: {error}", file=sys.stderr)
-    encoder = embeddings.query_encoder(work, model, settings["QUERY_ENCODER"])
+    encoder = query_encoder.query_encoder(work, model, settings["QUERY_ENCODER"])
     encoder.encode(["warm up"])
     timings["query encoder"] = time.perf_counter() - started
     return encoder

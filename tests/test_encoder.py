@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from kb.indexing.embeddings import OnnxEncoder, TorchEncoder, onnx_folder, query_encoder
+from kb.indexing.embeddings import OnnxEncoder, TorchEncoder, onnx_folder
+from kb.indexing.query_encoder import query_encoder
 
 TEXTS = [
     "customer charged twice",
@@ -63,7 +64,7 @@ def _copy_export(model_data, data):
 @pytest.fixture(scope="module")
 def int8_data(model_data, tmp_path_factory):
     """A data folder whose export has its int8 copy, made once for the module."""
-    from kb.indexing.embeddings import quantize_onnx
+    from kb.indexing.query_encoder import quantize_onnx
 
     data = tmp_path_factory.mktemp("int8-data")
     assert quantize_onnx(_copy_export(model_data, data)) is True
@@ -98,7 +99,8 @@ def test_int8_copy_is_smaller_and_recorded_in_its_sidecar(int8_data):
     import hashlib
     import json
 
-    from kb.indexing.embeddings import QUANTIZED_META, QUANTIZED_MODEL
+    from kb.indexing.embeddings import QUANTIZED_MODEL
+    from kb.indexing.query_encoder import QUANTIZED_META
 
     folder = onnx_folder(int8_data, "")
     meta = json.loads((folder / QUANTIZED_META).read_text())
@@ -130,7 +132,8 @@ def test_query_encoder_makes_the_int8_copy_on_first_use_and_reuses_it(tmp_path, 
 
 
 def test_ensure_onnx_makes_the_int8_copy_when_asked(tmp_path, model_data):
-    from kb.indexing.embeddings import QUANTIZED_MODEL, ensure_onnx
+    from kb.indexing.embeddings import QUANTIZED_MODEL
+    from kb.indexing.query_encoder import ensure_onnx
 
     folder = _copy_export(model_data, tmp_path)
     assert ensure_onnx(tmp_path, "") == folder and not (folder / QUANTIZED_MODEL).exists()
@@ -140,7 +143,7 @@ def test_ensure_onnx_makes_the_int8_copy_when_asked(tmp_path, model_data):
 CREATE = """
 import sys, time
 from pathlib import Path
-from kb.indexing.embeddings import quantize_onnx
+from kb.indexing.query_encoder import quantize_onnx
 folder, go = Path(sys.argv[1]), Path(sys.argv[2])
 (go.parent / f"ready-{sys.argv[3]}").touch()
 while not go.exists():
@@ -154,7 +157,7 @@ def test_two_processes_making_the_int8_copy_at_once_make_it_once(tmp_path, model
     import sys
     import time
 
-    from kb.indexing.embeddings import load_quantized
+    from kb.indexing.query_encoder import load_quantized
 
     folder = _copy_export(model_data, tmp_path / "data")
     go = tmp_path / "go"
@@ -180,7 +183,8 @@ def test_a_damaged_int8_copy_falls_back_to_the_fp32_model_with_a_warning(tmp_pat
     import logging
     import shutil
 
-    from kb.indexing.embeddings import QUANTIZED_META, QUANTIZED_MODEL
+    from kb.indexing.embeddings import QUANTIZED_MODEL
+    from kb.indexing.query_encoder import QUANTIZED_META
 
     folder = onnx_folder(tmp_path, "")
     shutil.copytree(onnx_folder(int8_data, ""), folder)
@@ -207,11 +211,12 @@ def test_an_int8_copy_too_far_from_fp32_is_not_installed(tmp_path, model_data, m
 
     from kb.errors import IndexError_
     from kb.indexing import embeddings
+    from kb.indexing import query_encoder as encoding
 
     folder = _copy_export(model_data, tmp_path)
-    monkeypatch.setattr(embeddings, "QUANTIZED_MIN_COSINE", 1.01)
+    monkeypatch.setattr(encoding, "QUANTIZED_MIN_COSINE", 1.01)
     with pytest.raises(IndexError_, match="differs from fp32"):
-        embeddings.quantize_onnx(folder)
+        encoding.quantize_onnx(folder)
     assert not (folder / embeddings.QUANTIZED_MODEL).exists()
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".quantize-")]
     with caplog.at_level(logging.WARNING, logger="kb"):
@@ -223,7 +228,7 @@ def test_an_int8_copy_too_far_from_fp32_is_not_installed(tmp_path, model_data, m
 
 
 def test_query_key_is_nfkc_casefolded_and_whitespace_collapsed():
-    from kb.indexing.embeddings import query_key
+    from kb.indexing.query_encoder import query_key
 
     assert query_key("  Refund\tNOT\n received  ") == "refund not received"
     assert query_key("ﬁnal ＲＥＦＵＮＤ") == "final refund"  # ligature and full-width letters
@@ -232,7 +237,7 @@ def test_query_key_is_nfkc_casefolded_and_whitespace_collapsed():
 
 
 def test_query_cache_counts_hits_and_misses_and_keys_by_the_normalised_text():
-    from kb.indexing.embeddings import QueryVectorCache
+    from kb.indexing.query_encoder import QueryVectorCache
 
     cache = QueryVectorCache(8)
     calls = []
@@ -250,7 +255,7 @@ def test_query_cache_counts_hits_and_misses_and_keys_by_the_normalised_text():
 
 
 def test_query_cache_drops_the_least_recently_used_past_its_size():
-    from kb.indexing.embeddings import QueryVectorCache
+    from kb.indexing.query_encoder import QueryVectorCache
 
     cache = QueryVectorCache(2)
     for n, text in enumerate(["a", "b"]):
@@ -265,7 +270,7 @@ def test_query_cache_drops_the_least_recently_used_past_its_size():
 
 def test_query_cache_of_size_zero_keeps_nothing_and_a_negative_size_is_refused():
     from kb.errors import ConfigError
-    from kb.indexing.embeddings import DEFAULT_QUERY_CACHE_SIZE, QueryVectorCache
+    from kb.indexing.query_encoder import DEFAULT_QUERY_CACHE_SIZE, QueryVectorCache
 
     assert QueryVectorCache().size == DEFAULT_QUERY_CACHE_SIZE == 4096
     cache = QueryVectorCache(0)
@@ -276,7 +281,7 @@ def test_query_cache_of_size_zero_keeps_nothing_and_a_negative_size_is_refused()
 
 
 def test_query_cache_keeps_nothing_when_the_encoder_fails():
-    from kb.indexing.embeddings import QueryVectorCache
+    from kb.indexing.query_encoder import QueryVectorCache
 
     cache = QueryVectorCache(4)
 
@@ -291,7 +296,7 @@ def test_query_cache_keeps_nothing_when_the_encoder_fails():
 def test_query_cache_is_safe_across_threads():
     import threading
 
-    from kb.indexing.embeddings import QueryVectorCache, query_key
+    from kb.indexing.query_encoder import QueryVectorCache, query_key
 
     cache = QueryVectorCache(16)
     errors = []

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.errors import IndexError_, KbError, Problem, StorageError
-from kb.indexing import embeddings
+from kb.indexing import embeddings, query_encoder
 from kb.indexing import generation as layout
 from kb.indexing.chunking import CHUNKING_VERSION, Section, chunk_document
 from kb.indexing.generation import (
@@ -295,7 +295,7 @@ def _write_generation(
     # The ONNX query encoder is exported once per model, while torch is loaded anyway.
     if (encoder_holder and not given) or not (embeddings.onnx_folder(data_dir, model) / "meta.json").exists():
         try:
-            embeddings.ensure_onnx(data_dir, model, embeddings.torch_encoder(model), quantized=True)
+            query_encoder.ensure_onnx(data_dir, model, embeddings.torch_encoder(model), quantized=True)
         except Exception as error:  # noqa: BLE001 - queries fall back to torch
             report.problems.append(
                 Problem("(model)", 0, f"ONNX export failed, queries will use torch: {error}", severity="warning")
