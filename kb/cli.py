@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import click
@@ -47,21 +46,6 @@ def main(ctx: click.Context) -> None:
     ctx.obj = {"settings": settings}
 
 
-def _progress(label: str, total: int, already: int):
-    """A progress bar on stderr for slow steps."""
-    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
-    bar.__enter__()
-    state = {"done": already}
-
-    def tick(n: int) -> None:
-        bar.update(n)
-        state["done"] += n
-        if state["done"] >= total:
-            bar.__exit__(None, None, None)
-
-    return tick
-
-
 def _problem_line(problem) -> str:
     """One problem as kb index and kb lint print it: file:line: [warning: ]field: message."""
     prefix = "warning: " if problem.severity == "warning" else ""
@@ -80,6 +64,7 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
     documents are indexed anyway, and the exit status is 1 if any document was
     skipped or the taxonomy, the shared values or the glossary have an error.
     """
+    from kb.cli_bench import progress_bar
     from kb.indexing.builder import build_index
 
     settings = _settings(ctx)
@@ -91,7 +76,7 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
         settings["DATA_DIR"],
         settings["EMBEDDING_MODEL"],
         full=full,
-        progress=None if as_json else _progress,
+        progress=None if as_json else progress_bar,
         engine=settings["KEYWORD_ENGINE"],
     )
     if as_json:

@@ -58,7 +58,7 @@ def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(error.message) from None
 
 
-def _progress(label: str, total: int, already: int):
+def progress_bar(label: str, total: int, already: int):
     """A progress bar on stderr (lines every PROGRESS_EVERY_S seconds when it is not a terminal: a log); the
     returned callback takes increments and closes the bar at the total."""
     if not sys.stderr.isatty():
@@ -186,7 +186,7 @@ def bench_command(ctx, synthetic, engine, duration, clients, only, target, scrat
     except ValueError:  # not the main thread
         previous = None
     try:
-        report = Bench(settings, options, _progress, say).run()
+        report = Bench(settings, options, progress_bar, say).run()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

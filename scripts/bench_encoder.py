@@ -46,13 +46,11 @@ EVAL_MODES = ("hybrid", "semantic")
 TOLERANCE = 0.01  # relevance this close to the best encoder's counts as equal when recommending
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of values, linearly interpolated."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (nearest rank) of values in ms, as kb bench reports it (kb.loadtest.percentiles)."""
+    from kb.loadtest import percentiles
+
+    return percentiles(values)[f"p{q}_ms"]
 
 
 def latency_queries(sets: dict[str, list], n: int) -> tuple[list[str], dict[str, int]]:

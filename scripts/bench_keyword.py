@@ -36,10 +36,11 @@ BANKING77_TEST = SHARED / "benchmarks" / "banking77" / "test.csv"
 QUERY_COUNT = 200
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (nearest rank) of values in ms, as kb bench reports it (kb.loadtest.percentiles)."""
+    from kb.loadtest import percentiles
+
+    return percentiles(values)[f"p{q}_ms"]
 
 
 def load_queries(path: Path) -> list[str]:

@@ -74,13 +74,11 @@ SPEEDUP = 2.0  # HNSW must be this many times faster than exact at k=100 (median
 SAVING_MS = 2.0  # and save this much per query: less is lost in a hybrid query of ~14 ms
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of values, linearly interpolated."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (nearest rank) of values in ms, as kb bench reports it (kb.loadtest.percentiles)."""
+    from kb.loadtest import percentiles
+
+    return percentiles(values)[f"p{q}_ms"]
 
 
 def summary(ms: list[float]) -> dict[str, float]:
