@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -316,6 +317,7 @@ class Generation:
         words = _json(folder / VOCABULARY_FILE)
         self.rewriter = QueryRewriter(glossary, words["library"], self.keyword.analyze, frozenset(words["dictionary"]))
         self._analyzed: OrderedDict[str, list] = OrderedDict()
+        self._analyzed_lock = threading.Lock()
 
     def section(self, key: str) -> dict:
         """A section's record (key, sop_id, heading, anchor, text, ...) by its key."""
@@ -334,9 +336,10 @@ class Generation:
         spans = self._analyzed.get(key)
         if spans is None:
             spans = self.keyword.analyze(text)
-            self._analyzed[key] = spans
-            if len(self._analyzed) > ANALYZED_SECTIONS:
-                self._analyzed.popitem(last=False)
+            with self._analyzed_lock:
+                self._analyzed[key] = spans
+                if len(self._analyzed) > ANALYZED_SECTIONS:
+                    self._analyzed.popitem(last=False)
         return spans
 
 
