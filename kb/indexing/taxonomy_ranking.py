@@ -51,8 +51,16 @@ class TaxonomyRanking:
         """The SOPs (not retired) that serve a category."""
         return self._serving.get(category, [])
 
-    def rank(self, vector: np.ndarray, filters: Filters | None = None) -> list[str]:
-        """SOP ids, best first: by the closest phrasing of any category each serves, passing the filters."""
+    def rank(self, vector: np.ndarray, filters: Filters | None = None, limit: int | None = None) -> list[str]:
+        """SOP ids, best first: by the closest phrasing of any category each serves, passing the filters.
+
+        Args:
+            vector: the query's unit vector.
+            filters: optional restrictions.
+            limit: most SOPs to return (None: all). In a large library every category serves many SOPs, and
+                ranking all of them cost 10 ms a query at 100,000 sections; fusion gives ranks past the
+                retrievers' candidates almost nothing.
+        """
         if not self._rows:
             return []
         similarity = self._phrasings @ vector
@@ -61,4 +69,6 @@ class TaxonomyRanking:
             for sop_id in self._serving.get(self._rows[row], ()):
                 if filters is None or filters.matches(self._documents[sop_id]):
                     ranked.setdefault(sop_id)
+                    if limit is not None and len(ranked) >= limit:
+                        return list(ranked)
         return list(ranked)
