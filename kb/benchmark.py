@@ -35,8 +35,8 @@ from kb.loadtest import Server, percentiles, run_load
 if TYPE_CHECKING:
     import numpy as np
 
-# Search, indexing and workflow are imported where a measure needs them: `kb` starts without them, and so does
-# every load client process (spawned, it imports the kb command's modules again).
+# Search, indexing and workflow are imported when a run starts (_import_measures): `kb` starts without them, and
+# so does every load client process (spawned, it imports the kb command's modules again).
 MODES = ("hybrid", "keyword", "semantic")  # kb.results.MODES, in the order measured
 MEASURES = ("inprocess", "http", "coldstart", "build", "publish", "memory")
 DEFAULT_QUERIES = PROJECT_ROOT.parent / "shared" / "benchmarks" / "banking77" / "train.csv"
@@ -145,6 +145,18 @@ def make_encoder(kind: str, data_dir: Path, model: str) -> LengthSorted:
     raise ValueError(f"unknown encoder {kind!r}: choose from {', '.join(ENCODERS)}")
 
 
+def _import_measures() -> None:
+    """Import every module a run uses, at its start: a run lasts up to an hour, and a module first imported
+    halfway through it would be read from files edited since, mixing two versions of kb in one process."""
+    import kb.accounts
+    import kb.indexing.builder
+    import kb.repository
+    import kb.search
+    import kb.store
+    import kb.synthetic
+    import kb.workflow  # noqa: F401
+
+
 class _Pool:
     """Distinct queries handed out once each."""
 
@@ -173,6 +185,7 @@ class Bench:
         self.documents: int | None = None
         self.encoder_kind = SYNTHETIC_ENCODER  # a synthetic library's encoder, until the rates say otherwise
         self.encoder: LengthSorted | None = None
+        self.embedded_by: dict[str, int] = {}  # encoder label -> sections it embedded in this run's builds
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -182,6 +195,7 @@ class Bench:
             ConfigError: an engine cannot be benchmarked.
             KbError: a server failed, a build failed, the queries file is unreadable.
         """
+        _import_measures()
         for engine in self.options.engines:
             problem = engine_problem(engine)
             if problem:
@@ -217,12 +231,17 @@ class Bench:
         return {"parameters": parameters, "results": self.results}
 
     def _index_parameters(self) -> dict:
-        """How the measured index embeds and stores vectors: the encoder of its build, the vector engine's kind."""
+        """How the measured index got and stores its vectors: the encoders that embedded sections in this run's
+        builds (with counts), the HNSW threshold read now, and the vector index's kind."""
         from kb.indexing.vector import HNSW_THRESHOLD
 
-        encoder = self.encoder.label if self.encoder else ("torch" if not self.options.synthetic else None)
+        shown = ", ".join(f"{label} ({count:,} texts)" for label, count in self.embedded_by.items())
         kind = None if self.sections is None else ("hnsw" if self.sections >= HNSW_THRESHOLD else "exact")
-        return {"build_encoder": encoder, "hnsw_threshold": HNSW_THRESHOLD, "vectors": kind}
+        return {
+            "build_encoder": shown or "none: every vector came from the embedding cache",
+            "hnsw_threshold": HNSW_THRESHOLD,
+            "vectors": kind,
+        }
 
     def _record(self, measure: str, name: str, engine: str, clients=None, workers=None, **figures) -> None:
         """One result, with the parameters of its run (duration: the bound of a time-bounded run)."""
@@ -278,6 +297,9 @@ class Bench:
         if encoder is not None:
             self._copy_export(data)
         report = build_index(content, data, model, full=full, progress=self.progress, engine=engine, encoder=encoder)
+        if report.embedded:
+            label = encoder.label if encoder else "torch"
+            self.embedded_by[label] = self.embedded_by.get(label, 0) + report.embedded
         if report.skipped:
             self.say(f"warning: {len(report.skipped)} document(s) skipped, e.g. {report.skipped[0]}")
         return report
@@ -403,7 +425,7 @@ class Bench:
         self._record("inprocess", name, engine, clients=1, ms=round((time.perf_counter() - started) * 1000, 1))
         pool, duration = _Pool(self.distinct), self.options.duration
         for done, mode in enumerate(MODES):
-            queries, times, errors = pool.share(len(MODES) - done), [], 0
+            queries, times, errors, first_error = pool.share(len(MODES) - done), [], 0, None
             update = self._timer(f"in process, {mode}", duration)
             begun = time.perf_counter()
             for query in queries:
@@ -412,8 +434,9 @@ class Bench:
                     break
                 try:
                     searcher.search(query, K, mode)
-                except KbError:
+                except KbError as error:
                     errors += 1
+                    first_error = first_error or f"{type(error).__name__}: {error.message}"[:300]
                 times.append((time.perf_counter() - started) * 1000)
                 update()
             update(final=True)
@@ -421,6 +444,8 @@ class Bench:
             figures = {"requests": len(times), "errors": errors, "elapsed_s": round(elapsed, 3)}
             figures.update(requests_per_s=round(len(times) / elapsed, 1), **percentiles(times))
             figures["paths_ran_out"] = len(times) == len(queries)
+            if first_error:
+                figures["first_error"] = first_error
             self._record("inprocess", f"Searcher.search {mode}, distinct", engine, clients=1, **figures)
 
     def _server(self, engine: str, data: Path, only: set[str]) -> None:
