@@ -25,6 +25,8 @@ from kb.files import read_text
 
 FILE_NAME = "categories.yaml"
 _TOP_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MIN_EXAMPLES = 8  # phrasings per category in customers' words: the taxonomy ranking compares a query with them
+MAX_EXAMPLES = 40
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,12 @@ def parse_taxonomy(text: str, name: str = FILE_NAME) -> tuple[dict[str, Category
         if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
             problems.append(Problem(name, line, "must be a list of text", field="examples"))
             examples = []
-        if parent is not None and not 3 <= len(examples) <= 5:
+        if parent is not None and not MIN_EXAMPLES <= len(examples) <= MAX_EXAMPLES:
             problems.append(
                 Problem(
                     name,
                     line,
-                    f"has {len(examples)} example phrasings; give 3 to 5",
+                    f"has {len(examples)} example phrasings; give {MIN_EXAMPLES} to {MAX_EXAMPLES} in customers' words",
                     field="examples",
                     severity="warning",
                 )

@@ -5,6 +5,10 @@
         value: 30
         description: Days after delivery within which a refund may be requested.
 
+A value may also give ``unit`` (one of UNITS) and ``keywords`` (words a
+sentence names when it states this figure) for kb lint's written-figure rule
+(kb.figures); by default both come from the name.
+
 Resolution is plain substitution, not a template engine: a placeholder is two
 braces around a name of lowercase letters, digits and underscores; there are no
 expressions. An unknown name, or anything else between double braces, is a
@@ -36,10 +40,15 @@ class Value:
     value: str
     description: str
     line: int
+    unit: str | None = None  # for kb lint's written-figure rule; default: the name's suffix (kb.figures)
+    keywords: tuple[str, ...] = ()  # likewise; default: the rest of the name
 
     def to_dict(self) -> dict:
         """Return the value as plain data."""
         return {"name": self.name, "value": self.value, "description": self.description}
+
+
+UNITS = ("business days", "days", "hours", "minutes", "months", "years", "percent", "usd")
 
 
 def _format(raw: object) -> str:
@@ -72,7 +81,7 @@ def parse_values(text: str, name: str = FILE_NAME) -> tuple[dict[str, Value], li
         if not isinstance(item, dict):
             problems.append(Problem(name, line, "must be a mapping with 'value' and 'description'", field=key))
             continue
-        unknown = set(item) - {"value", "description"}
+        unknown = set(item) - {"value", "description", "unit", "keywords"}
         if unknown:
             problems.append(Problem(name, line, f"unknown field {sorted(unknown)[0]!r}", field=key))
         raw = item.get("value")
@@ -85,7 +94,14 @@ def parse_values(text: str, name: str = FILE_NAME) -> tuple[dict[str, Value], li
         description = item.get("description")
         if not isinstance(description, str) or not description.strip():
             problems.append(Problem(name, line, "'description' is required", field=key))
-        values[key] = Value(key, _format(raw), str(description or ""), line)
+        unit, keywords = item.get("unit"), item.get("keywords", [])
+        if unit is not None and unit not in UNITS:
+            problems.append(Problem(name, line, f"'unit' must be one of {', '.join(UNITS)}", field=key))
+            unit = None
+        if not isinstance(keywords, list) or not all(isinstance(k, str) and k.strip() for k in keywords):
+            problems.append(Problem(name, line, "'keywords' must be a list of words", field=key))
+            keywords = []
+        values[key] = Value(key, _format(raw), str(description or ""), line, unit, tuple(keywords))
     return values, problems
 
 

@@ -34,11 +34,13 @@ categories:
       - id: payments/duplicate-charge
         name: Duplicate charge
         description: Charged twice.
-        examples: ["charged twice", "two payments", "double charge"]
+        examples: ["charged twice", "two payments", "double charge", "billed 2x", "paid two times for one order",
+                   "same amount taken twice", "duplicate payment on my visa", "charged twice for coins"]
       - id: payments/card-declined
         name: Card declined
         description: A payment was declined.
-        examples: ["card declined", "payment failed", "bank said no"]
+        examples: ["card declined", "payment failed", "bank said no", "visa keeps getting rejected",
+                   "transaction not permitted", "apple pay wont go through", "declined at checkout", "cant pay"]
   - id: payouts
     name: Payouts
     description: Creator payouts.
@@ -46,7 +48,8 @@ categories:
       - id: payouts/delayed
         name: Delayed payout
         description: A payout has not arrived.
-        examples: ["where is my payout", "payout late", "no money yet"]
+        examples: ["where is my payout", "payout late", "no money yet", "withdrawal not in my bank",
+                   "payday was tuesday still nothing", "my earnings never arrived", "payout delayed", "wheres my money"]
 """
 
 

@@ -138,6 +138,7 @@ def test_healthz_without_an_index_is_503(tmp_path):
 
 def test_categories_list_the_tree_with_documents_and_uncovered(client, library):
     from kb.library import load_library
+    from kb.taxonomy import MAX_EXAMPLES, MIN_EXAMPLES
 
     body = client.get("/api/v1/categories").get_json()
     groups = {g["id"]: g for g in body["categories"]}
@@ -148,7 +149,7 @@ def test_categories_list_the_tree_with_documents_and_uncovered(client, library):
         for category in doc.categories:
             assert doc.id in [d["id"] for d in children[category]["documents"]]
     assert body["uncovered"] == [c for c, entry in children.items() if not entry["documents"]]
-    assert all(3 <= len(c["examples"]) <= 5 for c in children.values())
+    assert all(MIN_EXAMPLES <= len(c["examples"]) <= MAX_EXAMPLES for c in children.values())
 
 
 def test_one_category_and_unknown_category(client):

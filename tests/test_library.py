@@ -41,7 +41,7 @@ def test_library_skips_bad_files_and_keeps_the_rest(tmp_path):
 def test_taxonomy_parses_two_levels():
     categories, problems = parse_taxonomy(CATEGORIES)
     assert problems == []
-    assert categories["payouts/delayed"].examples == ("where is my payout", "payout late", "no money yet")
+    assert categories["payouts/delayed"].examples[:3] == ("where is my payout", "payout late", "no money yet")
     assert categories["payouts"].parent is None
 
 
@@ -56,7 +56,7 @@ def test_taxonomy_warns_when_a_category_has_too_few_examples():
     text += "        description: d\n        examples: [one]\n"
     _, problems = parse_taxonomy(text)
     assert [(p.line, p.severity, p.message) for p in problems] == [
-        (6, "warning", "has 1 example phrasings; give 3 to 5")
+        (6, "warning", "has 1 example phrasings; give 8 to 40 in customers' words")
     ]
 
 

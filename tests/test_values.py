@@ -16,6 +16,15 @@ def test_values_parse_and_format_large_numbers():
     assert VALUES_MAP["tier1_limit_usd"].line == 5
 
 
+def test_a_value_may_name_its_unit_and_key_words():
+    values, problems = parse_values(
+        "values:\n  qa_pass_score:\n    value: 85\n    description: Pass mark.\n    unit: percent\n"
+        "    keywords: [pass mark]\n"
+    )
+    assert problems == []
+    assert values["qa_pass_score"].unit == "percent" and values["qa_pass_score"].keywords == ("pass mark",)
+
+
 def test_resolve_substitutes_every_placeholder():
     text, problems = resolve("Within {{refund_window_days}} days, up to {{ tier1_limit_usd }} USD.", VALUES_MAP, "f.md")
     assert problems == [] and text == "Within 30 days, up to 1,000 USD."
@@ -44,6 +53,9 @@ def test_unknown_or_malformed_placeholders_are_problems_with_their_line(text, me
         ("values:\n  a:\n    value:\n    description: d\n", "'value' must be non-empty"),
         ("values:\n  a:\n    value: 1\n", "'description' is required"),
         ("values:\n  a:\n    value: '{{b}}'\n    description: d\n", "cannot contain a placeholder"),
+        ("values:\n  a:\n    value: 1\n    description: d\n    unit: weeks\n", "'unit' must be one of business days"),
+        ("values:\n  a:\n    value: 1\n    description: d\n    keywords: pass\n", "'keywords' must be a list of words"),
+        ("values:\n  a:\n    value: 1\n    description: d\n    colour: red\n", "unknown field 'colour'"),
     ],
 )
 def test_bad_values_files_report_the_problem(text, message):
