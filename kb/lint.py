@@ -10,7 +10,11 @@ no headings). Lint adds the rules that keep a library healthy:
 - ``review_by`` is not in the past (warning);
 - every category of the taxonomy is served by a document (warning);
 - every shared value is used by a document (warning);
-- an SOP runs 350 to 1,200 words and a policy 400 to 1,500 (warning).
+- an SOP runs 350 to 1,200 words and a policy 400 to 1,500 (warning);
+- a figure written out where a shared value of the same unit holds it, in a sentence
+  naming that value's key words, should be the value's placeholder (warning, kb.figures);
+- a customer macro names a risk signal listed in pay-risk-block's do-not-say table
+  (error, kb.disclosure).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb import markdown
+from kb.disclosure import disclosures
 from kb.documents import Document, parse_document
 from kb.errors import Problem
+from kb.figures import written_figures
 from kb.indexing.chunking import OVERVIEW_ANCHOR
 from kb.library import Library, load_library
 from kb.redaction import find_pans, mask_pans
@@ -140,6 +146,26 @@ def check_document(document: Document, library: Library, anchors: dict[str, set[
                 document.body_line,
                 f"{document.type} has {words:,} words; {document.type}s run {low:,} to {high:,}",
                 severity="warning",
+            )
+        )
+    for figure in written_figures(document.text, library.values):
+        if figure.line + 1 >= document.body_line:
+            problems.append(
+                Problem(
+                    name,
+                    figure.line + 1,
+                    f"writes out {figure.text!r}, which the shared value {{{{{figure.value.name}}}}} holds: "
+                    "use the placeholder (or a value of its own if the figure differs on purpose)",
+                    severity="warning",
+                )
+            )
+    for found in disclosures(document.body, library.values):
+        problems.append(
+            Problem(
+                name,
+                document.body_line + found.line,
+                f"macro {found.heading!r} names the risk signal {found.signal!r}: pay-risk-block forbids telling "
+                "a customer which signal our checks used; give the outcome without it",
             )
         )
     if document.review_by and document.review_by < today:

@@ -47,7 +47,20 @@ def _named() -> set[str]:
 
 # Layers, lowest first: a module may import its own layer and the layers below, never above.
 LAYERS = [
-    ("documents", {"kb.errors", "kb.files", "kb.redaction", "kb.yamlio", "kb.markdown", "kb.values", "kb.documents"}),
+    (
+        "documents",
+        {
+            "kb.errors",
+            "kb.files",
+            "kb.redaction",
+            "kb.yamlio",
+            "kb.markdown",
+            "kb.values",
+            "kb.figures",
+            "kb.disclosure",
+            "kb.documents",
+        },
+    ),
     ("indexing and repository", {"kb.indexing", "kb.repository", "kb.library", "kb.store", "kb.accounts", "kb.audit"}),
     ("search and workflow", {"kb.search", "kb.workflow", "kb.publishing", "kb.watch"}),
     ("web and cli", {"kb.web", "kb.cli", "kb.cli_accounts"}),

@@ -5,9 +5,9 @@ import pytest
 
 from kb.cli import main
 from kb.lint import lint
-from tests.conftest import TINY_DOCS, VALUES, init_repo, make_sop
+from tests.conftest import SHIPPED_SOPS, TINY_DOCS, VALUES, init_repo, make_sop
 
-TODAY = dt.date(2026, 11, 23)
+TODAY = dt.date(2026, 12, 3)
 GOOD_SOP = """
 ## Purpose
 Why.
@@ -111,6 +111,35 @@ def test_a_document_outside_its_length_range_is_a_warning(tmp_path):
     messages, report = lint_files(tmp_path, {"all/pay-x.md": make_sop("pay-x", "X", GOOD_SOP + "word " * 1200)})
     assert any("sop has 1,216 words; sops run 350 to 1,200" in m for m in messages)
     assert report.errors == 0 and report.words == {"sop": {"min": 1216, "median": 1216, "max": 1216}}
+
+
+def test_a_figure_written_out_next_to_a_value_s_key_words_is_a_warning(tmp_path):
+    body = GOOD_SOP + "\nThe refund window is 30 days; Visa gives 30 days for a response.\n" + PADDING
+    messages, report = lint_files(tmp_path, {"all/pay-x.md": make_sop("pay-x", "X", body)})
+    assert messages == [
+        "all/pay-x.md:26: writes out '30 days', which the shared value {{refund_window_days}} holds: "
+        "use the placeholder (or a value of its own if the figure differs on purpose)"
+    ]
+    assert report.errors == 0 and report.warnings == 1
+
+
+SIGNALS = VALUES + "  do_not_say_risk_signals:\n    value: usual device, IP address\n    description: d\n"
+
+
+def test_a_macro_naming_a_risk_signal_is_an_error(tmp_path):
+    body = GOOD_SOP.replace("> Done.", "> Done.\n> They came from your usual devices.") + PADDING
+    body += "\nAgents note the IP address in the case.\n"  # outside a macro: allowed
+    messages, report = lint_files(tmp_path, {"all/pay-x.md": make_sop("pay-x", "X", body)}, values=SIGNALS)
+    assert messages == [
+        "all/pay-x.md:22: macro 'Macro: Done' names the risk signal 'usual device': pay-risk-block forbids telling "
+        "a customer which signal our checks used; give the outcome without it"
+    ]
+    assert report.errors == 1
+
+
+def test_the_shipped_library_lints_clean():
+    report = lint(SHIPPED_SOPS, today=TODAY)
+    assert [str(p) for p in report.problems] == []
 
 
 def test_past_review_date_and_wrong_folder_are_warnings(tmp_path):
