@@ -86,6 +86,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Weight, in hybrid fusion, of ranking SOPs by their categories' example phrasings (0 turns it off).",
         "float",
     ),
+    Setting(
+        "TAXONOMY_FULL_SIMILARITY",
+        0.6,
+        "Best phrasing cosine from which the taxonomy ranking gets its full weight; below it the weight shrinks "
+        "in proportion (0 turns the scaling off).",
+        "float",
+    ),
     Setting("CANDIDATES", 100, "Sections each retriever returns before fusion.", "int"),
     Setting(
         "MAX_REQUEST_BYTES",

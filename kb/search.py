@@ -216,6 +216,7 @@ class Searcher:
                 out["semantic"] = gen.vectors.search(vector, limit, filters)
                 if mode == "hybrid":
                     out["taxonomy"] = gen.taxonomy.rank(vector, filters, limit)
+                    out["taxonomy_confidence"] = gen.taxonomy.confidence(vector)
         except Exception as error:  # noqa: BLE001 - each engine fails its own way
             raise IndexError_(
                 f"generation {gen.name} failed while searching ({type(error).__name__}): {REBUILD_HINT}"
@@ -235,14 +236,23 @@ class Searcher:
             return fusion.collapse(found["semantic"], gen.sop_of, k)
         sections = {name: found[name] for name in ("keyword", "semantic")}
         groups = fusion.collapse(fuse_sections(sections, self.settings), gen.sop_of, None)
-        rrf_k, weights = self.settings["RRF_K"], fusion_weights(self.settings)
+        rrf_k, weights = self.settings["RRF_K"], self.hybrid_weights(found)
         return fusion.boost(groups, {"taxonomy": found["taxonomy"]}, k=rrf_k, weights=weights)[:k]
+
+    def hybrid_weights(self, found: dict) -> dict[str, float]:
+        """The fusion weights for one query: the taxonomy ranking's scaled by how close the query is to it."""
+        weights = fusion_weights(self.settings)
+        weights["taxonomy"] = fusion.confidence_weight(
+            weights["taxonomy"], found.get("taxonomy_confidence", 0.0), self.settings["TAXONOMY_FULL_SIMILARITY"]
+        )
+        return weights
 
     def explain(self, query: str, k: int = 5, filters: dict | None = None) -> dict:
         """Show how hybrid search ranks a query: the rewritten query, each retriever's SOPs and the fused result.
 
         Returns:
             {"query", "searched", "expansions", "rankings": {name: [{"sop_id", "section", "score"}]},
+             "taxonomy_confidence": the best phrasing cosine, "weights": {name: the weight fusion used},
              "hybrid": [{"sop_id", "section", "score", "ranks": {name: rank or None}}]}; section is an anchor.
         """
         query, k, _, parsed = validate_request(
@@ -276,6 +286,8 @@ class Searcher:
             "searched": prepared.text,
             "expansions": [list(e) for e in prepared.expansions],
             "rankings": {name: rows[:k] for name, rows in rankings.items()},
+            "taxonomy_confidence": round(found.get("taxonomy_confidence", 0.0), 4),
+            "weights": {name: round(w, 4) for name, w in self.hybrid_weights(found).items()},
             "hybrid": fused,
         }
 

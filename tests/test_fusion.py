@@ -1,5 +1,6 @@
 import pytest
 
+from kb.indexing import fusion
 from kb.indexing.fusion import boost, collapse, fuse, rrf
 
 
@@ -46,3 +47,17 @@ def test_boost_ignores_sops_without_a_matching_section():
 def test_fuse_ranks_section_keys_from_scored_lists():
     fused = fuse({"keyword": [("a", 12.0), ("b", 3.0)], "semantic": [("b", 0.9)]}, k=0)
     assert fused == [("b", 1.5), ("a", 1.0)]
+
+
+@pytest.mark.parametrize(
+    "confidence, full, expected",
+    [
+        (0.8, 0.5, 1.5),  # confident: the full weight, never more
+        (0.5, 0.5, 1.5),
+        (0.25, 0.5, 0.75),  # half as close as it takes: half the weight
+        (-0.2, 0.5, 0.0),  # a negative cosine gives no weight
+        (0.1, 0.0, 1.5),  # 0 turns the scaling off
+    ],
+)
+def test_a_ranking_s_weight_scales_with_its_confidence(confidence, full, expected):
+    assert fusion.confidence_weight(1.5, confidence, full) == pytest.approx(expected)

@@ -140,3 +140,14 @@ def test_a_repeated_query_is_embedded_once(library):
     assert Counting.calls == 1 and [h.sop_id for h in first.hits] == [h.sop_id for h in again.hits]
     searcher.search("customer charged three times", 3)
     assert Counting.calls == 2
+
+
+def test_the_taxonomy_ranking_weighs_less_when_no_phrasing_resembles_the_query(searcher):
+    full = searcher.settings["WEIGHT_TAXONOMY"]
+    payment = searcher.explain("i was charged twice for the same coin pack", 3)
+    off_topic = searcher.explain("what colour should i paint the garden fence", 3)
+    assert payment["taxonomy_confidence"] >= searcher.settings["TAXONOMY_FULL_SIMILARITY"]
+    assert payment["weights"]["taxonomy"] == full
+    assert off_topic["taxonomy_confidence"] < payment["taxonomy_confidence"]
+    assert 0 <= off_topic["weights"]["taxonomy"] < full
+    assert off_topic["weights"]["keyword"] == searcher.settings["WEIGHT_KEYWORD"]  # the others never scale

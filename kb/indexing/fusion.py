@@ -48,6 +48,22 @@ def fuse(
     return rrf({name: [key for key, _ in ranked] for name, ranked in rankings.items()}, k=k, weights=weights)
 
 
+def confidence_weight(weight: float, confidence: float, full: float) -> float:
+    """A ranking's weight scaled by its confidence: full weight from `full` up, in proportion below it.
+
+    A ranking that is sure of nothing (the taxonomy ranking of a query no category phrasing resembles)
+    still orders every SOP; at full weight it would push the right SOP out of the head.
+
+    Args:
+        weight: the ranking's configured weight.
+        confidence: the ranking's confidence for this query (for the taxonomy, the best phrasing cosine).
+        full: the confidence at which the full weight applies; 0 or less turns scaling off.
+    """
+    if full <= 0:
+        return weight
+    return weight * min(1.0, max(0.0, confidence / full))
+
+
 @dataclass(frozen=True)
 class Group:
     """One SOP in the results: its best section and its other matching sections."""

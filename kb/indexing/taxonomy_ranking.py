@@ -51,6 +51,12 @@ class TaxonomyRanking:
         """The SOPs (not retired) that serve a category."""
         return self._serving.get(category, [])
 
+    def confidence(self, vector: np.ndarray) -> float:
+        """How close the query is to the taxonomy: its best cosine with any phrasing (0.0 with none)."""
+        if not self._rows:
+            return 0.0
+        return float(np.max(self._phrasings @ vector))
+
     def rank(self, vector: np.ndarray, filters: Filters | None = None, limit: int | None = None) -> list[str]:
         """SOP ids, best first: by the closest phrasing of any category each serves, passing the filters.
 
