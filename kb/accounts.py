@@ -35,6 +35,9 @@ MIN_PASSWORD = 10
 MAX_LABEL = 64
 MAX_NAME = 64  # longest user name
 MAX_TYPED_NAME = 256  # longest text a log-in form may send as a name before it is even normalised
+# What an API key may do, and the least role each scope needs: a key never exceeds its user's role.
+SCOPE_ROLES = {"search": "agent", "read": "agent", "write": "author", "review": "approver", "admin": "admin"}
+SCOPES = tuple(SCOPE_ROLES)
 KEY_PREFIX = "kb_"
 KEY_SHOWN = 10  # characters of a key kept in clear to recognise it
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -212,22 +215,52 @@ def _hash_key(key: str) -> str:
 
 
 _KEY_COLUMNS = """
-    SELECT k.id, u.name AS user, k.label, k.prefix, k.created, k.last_used, k.revoked
+    SELECT k.id, u.name AS user, k.label, k.prefix, k.scopes, k.created, k.last_used, k.revoked
     FROM api_keys k JOIN users u ON u.id = k.user_id
 """
 
 
-def create_key(db: sqlite3.Connection, user_name: str, label: str) -> tuple[str, dict]:
-    """Create an API key for a user; return the key (shown only now) and its stored row."""
+def check_scopes(scopes: object, role: str) -> tuple[str, ...]:
+    """The scopes of a new key, in SCOPES order; every problem named.
+
+    Raises:
+        InputError: no scope, an unknown scope, or a scope the user's role does not reach.
+    """
+    if not isinstance(scopes, (list, tuple)) or not scopes or not all(isinstance(s, str) for s in scopes):
+        raise InputError(f"scope: give one or more of {', '.join(SCOPES)}", {"field": "scope"})
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise InputError(f"scope: unknown {', '.join(unknown)}; choose from {', '.join(SCOPES)}", {"field": "scope"})
+    above = [s for s in SCOPES if s in scopes and ROLES.index(SCOPE_ROLES[s]) > ROLES.index(role)]
+    if above:
+        needs = ", ".join(f"{s} needs {SCOPE_ROLES[s]}" for s in above)
+        raise InputError(f"scope: a key never exceeds its user's role ({role}): {needs}", {"field": "scope"})
+    return tuple(s for s in SCOPES if s in scopes)
+
+
+def role_scopes(role: str) -> tuple[str, ...]:
+    """Every scope a user of this role may give a key."""
+    return tuple(s for s in SCOPES if ROLES.index(SCOPE_ROLES[s]) <= ROLES.index(role))
+
+
+def _scopes(row: sqlite3.Row | dict) -> tuple[str, ...]:
+    return tuple(s for s in SCOPES if s in str(row["scopes"]).split())
+
+
+def create_key(
+    db: sqlite3.Connection, user_name: str, label: str, scopes: tuple[str, ...] | list[str] = ("search", "read")
+) -> tuple[str, dict]:
+    """Create an API key for a user with the given scopes; return the key (shown only now) and its stored row."""
     _check_label(label)
     row = _row(db, user_name)
     if row["disabled"]:
         raise InputError(f"user: {user_name!r} is disabled", {"field": "user"})
+    granted = check_scopes(scopes, row["role"])
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with transaction(db):
         cursor = db.execute(
-            "INSERT INTO api_keys (user_id, label, key_hash, prefix, created) VALUES (?, ?, ?, ?, ?)",
-            (row["id"], label, _hash_key(key), key[:KEY_SHOWN], now()),
+            "INSERT INTO api_keys (user_id, label, key_hash, prefix, scopes, created) VALUES (?, ?, ?, ?, ?, ?)",
+            (row["id"], label, _hash_key(key), key[:KEY_SHOWN], " ".join(granted), now()),
         )
     return key, _key(db, cursor.lastrowid)
 
@@ -236,15 +269,21 @@ def _key(db: sqlite3.Connection, key_id: int) -> dict:
     row = db.execute(_KEY_COLUMNS + " WHERE k.id = ?", (key_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no API key with id {key_id}", {"field": "id"})
-    return dict(row)
+    return {**dict(row), "scopes": list(_scopes(row))}
 
 
 def user_for_key(db: sqlite3.Connection, key: str) -> User | None:
     """Return the user an API key belongs to, or None if the key is unknown, revoked or its user disabled."""
+    grant = key_grant(db, key)
+    return grant[0] if grant else None
+
+
+def key_grant(db: sqlite3.Connection, key: str) -> tuple[User, frozenset[str]] | None:
+    """The user of an API key and the scopes it may use now (those its user's current role reaches), or None."""
     if not isinstance(key, str) or not key.startswith(KEY_PREFIX):
         return None
     row = db.execute(
-        "SELECT k.id AS key_id, k.last_used, k.revoked, u.* FROM api_keys k JOIN users u ON u.id = k.user_id"
+        "SELECT k.id AS key_id, k.last_used, k.revoked, k.scopes, u.* FROM api_keys k JOIN users u ON u.id = k.user_id"
         " WHERE k.key_hash = ?",
         (_hash_key(key),),
     ).fetchone()
@@ -255,7 +294,8 @@ def user_for_key(db: sqlite3.Connection, key: str) -> User | None:
     if row["last_used"] is None or row["last_used"] <= stale:
         with transaction(db):
             db.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (stamp, row["key_id"]))
-    return _user(row)
+    user = _user(row)
+    return user, frozenset(s for s in _scopes(row) if has_role(user, SCOPE_ROLES[s]))
 
 
 def revoke_key(db: sqlite3.Connection, key_id: int) -> dict:
@@ -271,6 +311,8 @@ def revoke_key(db: sqlite3.Connection, key_id: int) -> dict:
 def list_keys(db: sqlite3.Connection, user_name: str | None = None) -> list[dict]:
     """Return every API key (or one user's) without its hash, oldest first."""
     if user_name is None:
-        return [dict(row) for row in db.execute(_KEY_COLUMNS + " ORDER BY k.id")]
-    user_id = _row(db, user_name)["id"]
-    return [dict(row) for row in db.execute(_KEY_COLUMNS + " WHERE k.user_id = ? ORDER BY k.id", (user_id,))]
+        rows = db.execute(_KEY_COLUMNS + " ORDER BY k.id")
+    else:
+        user_id = _row(db, user_name)["id"]
+        rows = db.execute(_KEY_COLUMNS + " WHERE k.user_id = ? ORDER BY k.id", (user_id,))
+    return [{**dict(row), "scopes": list(_scopes(row))} for row in rows]

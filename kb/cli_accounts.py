@@ -146,18 +146,29 @@ def keys_group() -> None:
 @keys_group.command("create")
 @click.option("--user", "user_name", required=True, help="The user the key acts as (it has that user's role).")
 @click.option("--name", "label", required=True, help="A label saying what uses the key (1-64 characters).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(["search", "read", "write", "review", "admin"]),
+    help="What the key may do; repeat for several (default: search and read). Never more than the user's role.",
+)
 @click.pass_context
-def keys_create_command(ctx: click.Context, user_name: str, label: str) -> None:
+def keys_create_command(ctx: click.Context, user_name: str, label: str, scopes: tuple[str, ...]) -> None:
     """Create an API key and print it alone on the last line: it is never shown again."""
     from kb.accounts import create_key, get_user
 
     db = _db(ctx)
-    with _Audit(db, "key_created", f"user:{user_name}", user=user_name, label=label) as entry:
-        key, row = create_key(db, user_name, label)
+    scopes = scopes or ("search", "read")
+    with _Audit(db, "key_created", f"user:{user_name}", user=user_name, label=label, scopes=list(scopes)) as entry:
+        key, row = create_key(db, user_name, label, scopes)
         entry.target = f"key:{row['id']}"
         entry.details["prefix"] = row["prefix"]
     role = get_user(db, row["user"]).role
-    click.echo(f"created key {row['id']} for user {row['user']} ({role}), label {row['label']!r}:")
+    click.echo(
+        f"created key {row['id']} for user {row['user']} ({role}), label {row['label']!r}, "
+        f"scopes {' '.join(row['scopes'])}:"
+    )
     click.echo("warning: this key is shown only once; store it now", err=True)
     click.echo(key)
 
@@ -178,7 +189,10 @@ def keys_list_command(ctx: click.Context, user_name: str | None, as_json: bool) 
         click.echo("no keys", err=True)
     for k in keys:
         state = f"revoked {k['revoked']}" if k["revoked"] else f"last used {k['last_used'] or 'never'}"
-        click.echo(f"{k['id']:>4}  {k['prefix']}...  {k['user']}  {k['label']!r}  created {k['created']}  {state}")
+        click.echo(
+            f"{k['id']:>4}  {k['prefix']}...  {k['user']}  {k['label']!r}  scopes {','.join(k['scopes'])}"
+            f"  created {k['created']}  {state}"
+        )
 
 
 @keys_group.command("revoke")

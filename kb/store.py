@@ -20,7 +20,7 @@ from pathlib import Path
 from kb.errors import ConfigError
 
 DB_NAME = "kb.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # MIGRATIONS[n] takes the schema from version n to n + 1.
@@ -80,6 +80,11 @@ MIGRATIONS: tuple[str, ...] = (
     # cookie carrying an older generation is refused on its next request, in every worker.
     """
     ALTER TABLE users ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 3: API key scopes (space-separated). Keys made before scopes keep every scope; their user's role still
+    # bounds them.
+    """
+    ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'search read write review admin';
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

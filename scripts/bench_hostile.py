@@ -147,7 +147,8 @@ def _prepare(work: Path) -> dict:
         check=False,
     )
     created = subprocess.run(
-        [str(KB), "keys", "create", "--user", "bench", "--name", "bench"],
+        [str(KB), "keys", "create", "--user", "bench", "--name", "bench", "--scope", "search", "--scope", "read"]
+        + ["--scope", "write"],
         env=env,
         text=True,
         capture_output=True,

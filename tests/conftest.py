@@ -322,7 +322,7 @@ class Authoring:
                     ("ada", "admin"),
                 ):
                     accounts.add_user(db, name, role, f"{name}-password-123")
-                    self.keys[name] = accounts.create_key(db, name, "tests")[0]
+                    self.keys[name] = accounts.create_key(db, name, "tests", accounts.role_scopes(role))[0]
         finally:
             db.close()
 

@@ -18,9 +18,11 @@ from kb.accounts import (
     create_key,
     get_user,
     has_role,
+    key_grant,
     list_keys,
     list_users,
     revoke_key,
+    role_scopes,
     set_disabled,
     set_password,
     set_role,
@@ -49,7 +51,7 @@ def ago(seconds: int) -> str:
 
 EXPECTED_COLUMNS = {
     "users": ["id", "name", "role", "password_hash", "created", "disabled", "session_generation"],
-    "api_keys": ["id", "user_id", "label", "key_hash", "prefix", "created", "last_used", "revoked"],
+    "api_keys": ["id", "user_id", "label", "key_hash", "prefix", "created", "last_used", "revoked", "scopes"],
     "audit": ["id", "at", "actor", "action", "target", "outcome", "client", "details"],
     "drafts": [
         "id",
@@ -69,14 +71,14 @@ EXPECTED_COLUMNS = {
 }
 
 
-def test_connect_creates_the_folder_and_the_schema_at_version_2(tmp_path):
+def test_connect_creates_the_folder_and_the_schema_at_the_current_version(tmp_path):
     db = connect(tmp_path / "new" / "instance")
     assert (tmp_path / "new" / "instance" / "kb.sqlite").is_file()
     tables = {r["name"] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == set(EXPECTED_COLUMNS)
     for table, columns in EXPECTED_COLUMNS.items():
         assert [r["name"] for r in db.execute(f"PRAGMA table_info({table})")] == columns
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
@@ -89,7 +91,7 @@ def test_connect_again_keeps_the_data(tmp_path):
     first.close()
     second = connect(tmp_path)
     assert get_user(second, "alice") == User(1, "alice", "author")
-    assert second.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert second.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_path):
@@ -112,15 +114,17 @@ def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_pa
     raw.commit()
     raw.close()
     db = connect(tmp_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     columns = [r["name"] for r in db.execute("PRAGMA table_info(users)")]
     assert columns == EXPECTED_COLUMNS["users"]
     alice = authenticate(db, "alice", PASSWORD)
     assert alice == User(1, "alice", "author") and alice.generation == 0
     assert user_for_key(db, "kb_abc-key") == alice
+    assert key_grant(db, "kb_abc-key")[1] == {"search", "read", "write"}  # every scope, bounded by the role
+    assert list_keys(db)[0]["scopes"] == ["search", "read", "write", "review", "admin"]
     db.close()
     again = connect(tmp_path)  # a second start migrates nothing
-    assert again.execute("PRAGMA user_version").fetchone()[0] == 2 and get_user(again, "alice").generation == 0
+    assert again.execute("PRAGMA user_version").fetchone()[0] == 3 and get_user(again, "alice").generation == 0
     again.close()
 
 
@@ -371,6 +375,7 @@ def test_a_key_is_created_works_and_stops_working_when_revoked(db):
         "user": "bot",
         "label": "chatbot",
         "prefix": key[:10],
+        "scopes": ["search", "read"],
         "created": row["created"],
         "last_used": None,
         "revoked": None,
@@ -460,7 +465,9 @@ def test_list_keys_never_shows_the_hash_and_filters_by_user(db):
     create_key(db, "bot", "three")
     everything = list_keys(db)
     assert [k["label"] for k in everything] == ["one", "two", "three"]
-    assert all(set(k) == {"id", "user", "label", "prefix", "created", "last_used", "revoked"} for k in everything)
+    assert all(
+        set(k) == {"id", "user", "label", "prefix", "scopes", "created", "last_used", "revoked"} for k in everything
+    )
     assert [k["label"] for k in list_keys(db, "bot")] == ["one", "three"]
     assert list_keys(db, "editor")[0]["user"] == "editor"
     with pytest.raises(NotFoundError):
@@ -570,3 +577,41 @@ def test_login_name_refuses_what_cannot_be_a_name(typed, message):
     with pytest.raises(InputError) as caught:
         accounts.login_name(typed)
     assert caught.value.message == message and caught.value.details == {"field": "name"}
+
+
+# --- key scopes -----------------------------------------------------------------------------------
+
+
+def test_a_key_has_the_scopes_it_was_given_and_search_and_read_by_default(db):
+    add_user(db, "bot", "approver", PASSWORD)
+    key, row = create_key(db, "bot", "assist")
+    assert row["scopes"] == ["search", "read"] and key_grant(db, key)[1] == {"search", "read"}
+    key, row = create_key(db, "bot", "reviewer", ["review", "search", "review"])
+    assert row["scopes"] == ["search", "review"] and key_grant(db, key)[1] == {"search", "review"}
+
+
+@pytest.mark.parametrize(
+    "role, scopes, message",
+    [
+        ("agent", ["write"], "scope: a key never exceeds its user's role (agent): write needs author"),
+        ("author", ["review", "admin"], "review needs approver, admin needs admin"),
+        ("admin", ["everything"], "scope: unknown everything; choose from search, read, write, review, admin"),
+        ("admin", [], "scope: give one or more of search, read, write, review, admin"),
+        ("admin", "search", "scope: give one or more"),
+    ],
+)
+def test_a_key_never_exceeds_its_user_s_role_and_scopes_are_checked(db, role, scopes, message):
+    add_user(db, "bot", role, PASSWORD)
+    with pytest.raises(InputError, match=re.escape(message)) as caught:
+        create_key(db, "bot", "x", scopes)
+    assert caught.value.details == {"field": "scope"}
+    assert list_keys(db) == []  # nothing half written
+
+
+def test_a_lowered_role_shrinks_what_an_existing_key_may_do(db):
+    add_user(db, "bot", "approver", PASSWORD)
+    key, _ = create_key(db, "bot", "all", role_scopes("approver"))
+    assert key_grant(db, key)[1] == {"search", "read", "write", "review"}
+    set_role(db, "bot", "agent")
+    assert key_grant(db, key)[1] == {"search", "read"}
+    assert role_scopes("admin") == ("search", "read", "write", "review", "admin")

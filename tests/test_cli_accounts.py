@@ -194,13 +194,35 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(cli, db):
     assert result.exit_code == 0, result.output
     key = result.stdout.splitlines()[-1]
     assert result.output.splitlines()[-1] == key
-    assert result.stdout.splitlines()[0] == "created key 1 for user bot (agent), label 'zendesk assist':"
+    assert result.stdout.splitlines()[0] == (
+        "created key 1 for user bot (agent), label 'zendesk assist', scopes search read:"
+    )
     assert "shown only once" in result.stderr and key not in result.stderr
     assert user_for_key(db, key) == User(1, "bot", "agent")
     (row,) = audit_rows(db)
     assert row["action"] == "key_created" and row["target"] == "key:1" and row["actor"] == ACTOR
-    assert row["details"] == {"user": "bot", "label": "zendesk assist", "prefix": key[:10]}
+    assert row["details"] == {
+        "user": "bot",
+        "label": "zendesk assist",
+        "scopes": ["search", "read"],
+        "prefix": key[:10],
+    }
     assert key not in json.dumps(row)
+
+
+def test_keys_create_takes_several_scopes_and_never_more_than_the_role(cli, db):
+    add_user(db, "editor", "author", PASSWORD)
+    made = cli("keys", "create", "--user", "editor", "--name", "drafts bot", "--scope", "write", "--scope", "read")
+    assert made.exit_code == 0, made.output
+    assert "scopes read write:" in made.stdout.splitlines()[0]
+    refused = cli("keys", "create", "--user", "editor", "--name", "too much", "--scope", "review")
+    assert refused.exit_code == 1
+    assert "scope: a key never exceeds its user's role (author): review needs approver" in refused.output
+    unknown = cli("keys", "create", "--user", "editor", "--name", "x", "--scope", "root")
+    assert unknown.exit_code == 2 and "'root' is not one of" in unknown.output
+    listed = cli("keys", "list")
+    assert "scopes read,write" in listed.output and "last used never" in listed.output
+    assert json.loads(cli("keys", "list", "--json").output)[0]["scopes"] == ["read", "write"]
 
 
 def test_keys_create_for_an_unknown_user_fails_cleanly(cli, db):

@@ -14,6 +14,38 @@ from kb.web import auth, history, path_of, searcher, workflow
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
 
+# The scope an API key needs for each route (method, rule); a route missing here refuses every key.
+ROUTE_SCOPES = {
+    ("GET", "/api/v1/search"): "search",
+    ("POST", "/api/v1/search"): "search",
+    ("GET", "/api/v1/sops"): "read",
+    ("GET", "/api/v1/sops/<sop_id>"): "read",
+    ("GET", "/api/v1/categories"): "read",
+    ("GET", "/api/v1/categories/<path:category_id>"): "read",
+    ("GET", "/api/v1/sops/<sop_id>/revisions"): "read",
+    ("GET", "/api/v1/sops/<sop_id>/revisions/<revision>"): "read",
+    ("GET", "/api/v1/sops/<sop_id>/diff"): "read",
+    ("GET", "/api/v1/review-due"): "read",
+    ("GET", "/api/v1/drafts"): "write",
+    ("POST", "/api/v1/drafts"): "write",
+    ("GET", "/api/v1/drafts/<draft_id>"): "write",
+    ("PUT", "/api/v1/drafts/<draft_id>"): "write",
+    ("POST", "/api/v1/drafts/<draft_id>/submit"): "write",
+    ("POST", "/api/v1/sops/<sop_id>/restore"): "write",
+    ("POST", "/api/v1/drafts/<draft_id>/return"): "review",
+    ("POST", "/api/v1/drafts/<draft_id>/approve"): "review",
+    ("GET", "/api/v1/audit"): "admin",
+}
+
+
+@bp.before_request
+def check_key_scope() -> None:
+    """A request made with an API key needs the route's scope (403 naming it); HEAD is checked as GET."""
+    if request.url_rule is None or not request.path.startswith("/api/"):
+        return
+    method = "GET" if request.method == "HEAD" else request.method
+    auth.require_scope(ROUTE_SCOPES.get((method, request.url_rule.rule)))
+
 
 def _int_arg(name: str, value: str | None, default: int) -> int:
     if value is None or value == "":

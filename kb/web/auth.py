@@ -61,11 +61,11 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def load_user() -> None:
-        g.user, g.via_key = None, False
+        g.user, g.via_key, g.key_scopes = None, False, frozenset()
         if request.path.startswith("/api/"):
             header = request.headers.get("Authorization", "")
             if header:
-                g.user = _key_user(header)
+                g.user, g.key_scopes = _key_user(header)
                 g.via_key = True
             return
         g.user = _session_user(settings["SESSION_IDLE_MINUTES"] * 60)
@@ -103,19 +103,19 @@ def init_app(app: Flask) -> None:
         return {"user": g.get("user"), "has_role": accounts.has_role}
 
 
-def _key_user(header: str) -> accounts.User:
-    """The user of an API key header; a bad one is counted per address (key-failures) and refused."""
+def _key_user(header: str) -> tuple[accounts.User, frozenset[str]]:
+    """The user of an API key header and the key's scopes; a bad one is counted per address and refused."""
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         g.key_failed = True
         raise AuthRequiredError("Authorization: use 'Bearer <API key>'", {"field": "Authorization"})
     with connection() as db:
-        user = accounts.user_for_key(db, key.strip())
-    if user is None:
+        grant = accounts.key_grant(db, key.strip())
+    if grant is None:
         g.key_failed = True
         audit_event("login_failed", outcome="denied", details={"via": "api key"})
         raise AuthRequiredError("Authorization: unknown or revoked API key", {"field": "Authorization"})
-    return user
+    return grant
 
 
 def _session_user(idle_seconds: int) -> accounts.User | None:
@@ -190,6 +190,20 @@ def require(role: str) -> accounts.User:
     if not accounts.has_role(user, role):
         raise ForbiddenError(f"this needs the {role} role; {user.name} is {user.role}", {"field": "role"})
     return user
+
+
+def require_scope(scope: str | None) -> None:
+    """Refuse a request made with an API key that lacks the scope (a browser session or no key: no check).
+
+    Raises:
+        ForbiddenError: the key lacks the scope, or the route takes no key (scope None).
+    """
+    if not g.get("via_key"):
+        return
+    if scope is None:
+        raise ForbiddenError("this route does not accept API keys", {"field": "scope"})
+    if scope not in g.get("key_scopes", frozenset()):
+        raise ForbiddenError(f"this API key lacks the {scope} scope", {"field": "scope", "scope": scope})
 
 
 def denied(user: accounts.User | None, reason: str, target: str | None = None) -> None:
