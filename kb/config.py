@@ -9,6 +9,7 @@ that names it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | float | path | choice | rate | storage
+    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins
     choices: tuple[str, ...] = ()
 
 
@@ -153,6 +154,13 @@ SETTINGS: tuple[Setting, ...] = (
         "rate",
     ),
     Setting(
+        "CORS_ORIGINS",
+        "",
+        "Browser origins allowed to call /api/ from their pages (comma-separated scheme://host[:port]); "
+        "empty: none (no CORS headers).",
+        "origins",
+    ),
+    Setting(
         "RATE_LIMIT_STORAGE",
         "memory://",
         "Where rate-limit counts live: memory:// (each process its own) or redis://host:port/db (shared).",
@@ -186,11 +194,15 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return number
     if setting.kind == "path":
         return Path(value).expanduser().resolve()
+    if setting.kind == "origins" and isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))  # already parsed (settings passed on to create_app)
     text = str(value)
     if setting.kind == "rate":
         return _rate(setting, text)
     if setting.kind == "storage":
         return _storage(setting, text)
+    if setting.kind == "origins":
+        return _origins(setting, text)
     if setting.kind == "choice" and text not in setting.choices:
         allowed = ", ".join(setting.choices)
         raise ConfigError(f"setting {setting.name}: {text!r} is not one of {allowed}")
@@ -210,6 +222,21 @@ def _rate(setting: Setting, text: str) -> str:
             f"setting {setting.name}: {text!r} is not a rate limit such as '120/minute' or '10 per second'"
         )
     return text
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _origins(setting: Setting, text: str) -> tuple[str, ...]:
+    """Origins such as 'https://desk.example.com, http://localhost:3000', each named (no '*', no path)."""
+    origins = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [o for o in origins if not _ORIGIN.match(o)]
+    if bad:
+        raise ConfigError(
+            f"setting {setting.name}: {bad[0]!r} is not an origin such as https://desk.example.com"
+            " (scheme and host, optional port; no '*', path or trailing slash)"
+        )
+    return origins
 
 
 def _storage(setting: Setting, text: str) -> str:

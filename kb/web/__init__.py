@@ -31,13 +31,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
     app.extensions["kb"] = {"searcher": searcher_, "workflow": workflow_, "history": History(settings["CONTENT_DIR"])}
 
-    from kb.web import api, auth, authoring, errors, limits, pages, validation
+    from kb.web import api, auth, authoring, cors, errors, limits, pages, validation
 
     errors.register(app)
     limits.init_app(app)  # first: a flood is counted before anything else reads the request
     validation.init_app(app)  # then size, JSON and characters, before the user is looked up
     auth.init_app(app)
     auth.csrf.exempt(api.bp)  # the API takes API keys only, never the session cookie
+    cors.init_app(app)  # KB_CORS_ORIGINS only
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
