@@ -253,12 +253,12 @@ def test_the_log_filter_redacts_messages_args_and_tracebacks(caplog):
 
 
 def test_install_log_filter_covers_kb_and_gunicorn_loggers_once():
-    import kb.web.api  # noqa: F401 - its logger exists before the filter is installed, as in create_app
+    import kb.web.api_search  # noqa: F401 - its logger exists before the filter is installed, as in create_app
 
     logging.getLogger("kb.test_install")
     install_log_filter()
     install_log_filter()
-    for name in ("kb", "kb.test_install", "kb.web.api", "gunicorn.error"):
+    for name in ("kb", "kb.test_install", "kb.web.api_search", "gunicorn.error"):
         assert logging.getLogger(name).filters.count(LOG_FILTER) == 1, name
 
 

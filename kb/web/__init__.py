@@ -7,7 +7,6 @@ import logging
 from flask import Flask
 
 from kb.config import load_settings
-from kb.errors import NotFoundError
 from kb.history import History
 from kb.search import Searcher
 from kb.watch import Watcher
@@ -37,9 +36,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     limits.init_app(app)  # first: a flood is counted before anything else reads the request
     validation.init_app(app)  # then size, JSON and characters, before the user is looked up
     auth.init_app(app)
-    auth.csrf.exempt(api.bp)  # the API takes API keys only, never the session cookie
     cors.init_app(app)  # KB_CORS_ORIGINS only
-    app.register_blueprint(api.bp)
+    api.register(app)  # every area of the JSON API; exempt from CSRF (it takes API keys, never the cookie)
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(authoring.bp)
@@ -55,36 +53,3 @@ def start_watcher(app: Flask) -> Watcher:
     watcher.start()
     app.extensions["kb"]["watcher"] = watcher
     return watcher
-
-
-def workflow() -> Workflow:
-    """The Workflow of the current app."""
-    from flask import current_app
-
-    return current_app.extensions["kb"]["workflow"]
-
-
-def history() -> History:
-    """The History of the current app."""
-    from flask import current_app
-
-    return current_app.extensions["kb"]["history"]
-
-
-def path_of(sop_id: str) -> str:
-    """The file of a published (or retired) SOP, relative to the content folder.
-
-    Raises:
-        NotFoundError: no such SOP.
-    """
-    record = searcher().generation.documents.get(sop_id) if isinstance(sop_id, str) else None
-    if record is None:
-        raise NotFoundError(f"no SOP with id {sop_id!r}", {"field": "id"})
-    return record["path"]
-
-
-def searcher() -> Searcher:
-    """The Searcher of the current app."""
-    from flask import current_app
-
-    return current_app.extensions["kb"]["searcher"]

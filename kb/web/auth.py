@@ -152,7 +152,7 @@ def _authoring_route() -> bool:
     """Whether this request goes to a route that changes content or reviews it (forms or the API, not search)."""
     if request.blueprint == "authoring":
         return True
-    return request.blueprint == "api" and request.endpoint != "api.search_post"
+    return (request.blueprint or "").startswith("api_") and request.blueprint != "api_search"
 
 
 class connection:  # noqa: N801 - used like a function: `with connection() as db`

@@ -14,7 +14,8 @@ from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, 
 from kb.history import parse_day
 from kb.reviews import review_due
 from kb.values import resolve
-from kb.web import auth, history, path_of, searcher, workflow
+from kb.web import auth
+from kb.web.extensions import history, path_of, searcher, workflow
 
 bp = Blueprint("authoring", __name__)
 

@@ -46,8 +46,8 @@ KEY_PREFIX = "kb"
 MAX_FAILED_LOGINS = 5  # failed log-ins for one name from one address within LOCKOUT_SECONDS
 LOCKOUT_SECONDS = 15 * 60
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-SEARCH_ENDPOINTS = frozenset({"api.search_get", "api.search_post", "pages.search_page"})
-READ_EXEMPT = frozenset({"static", "api.healthz"})  # a load balancer's health checks are never refused
+SEARCH_ENDPOINTS = frozenset({"api_search.search_get", "api_search.search_post", "pages.search_page"})
+READ_EXEMPT = frozenset({"static", "api_admin.healthz"})  # a load balancer's health checks are never refused
 LOGIN_ENDPOINT = "auth.login"
 REDIS_TIMEOUT = 0.5  # seconds: an unreachable Redis costs at most this before the in-memory fallback
 

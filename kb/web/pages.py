@@ -11,7 +11,7 @@ from kb.errors import InputError, QueryError
 from kb.history import parse_day
 from kb.redaction import redact
 from kb.search import MODES
-from kb.web import searcher
+from kb.web.extensions import searcher
 
 bp = Blueprint("pages", __name__)
 
