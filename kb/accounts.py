@@ -231,7 +231,7 @@ def check_scopes(scopes: object, role: str) -> tuple[str, ...]:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise InputError(f"scope: unknown {', '.join(unknown)}; choose from {', '.join(SCOPES)}", {"field": "scope"})
-    above = [s for s in SCOPES if s in scopes and ROLES.index(SCOPE_ROLES[s]) > ROLES.index(role)]
+    above = [s for s in SCOPES if s in scopes and s not in role_scopes(role)]
     if above:
         needs = ", ".join(f"{s} needs {SCOPE_ROLES[s]}" for s in above)
         raise InputError(f"scope: a key never exceeds its user's role ({role}): {needs}", {"field": "scope"})
@@ -245,6 +245,11 @@ def role_scopes(role: str) -> tuple[str, ...]:
 
 def _scopes(row: sqlite3.Row | dict) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in str(row["scopes"]).split())
+
+
+def _key_record(row: sqlite3.Row) -> dict:
+    """A stored key as plain data, its scopes as a list."""
+    return {**dict(row), "scopes": list(_scopes(row))}
 
 
 def create_key(
@@ -269,7 +274,7 @@ def _key(db: sqlite3.Connection, key_id: int) -> dict:
     row = db.execute(_KEY_COLUMNS + " WHERE k.id = ?", (key_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no API key with id {key_id}", {"field": "id"})
-    return {**dict(row), "scopes": list(_scopes(row))}
+    return _key_record(row)
 
 
 def user_for_key(db: sqlite3.Connection, key: str) -> User | None:
@@ -315,4 +320,4 @@ def list_keys(db: sqlite3.Connection, user_name: str | None = None) -> list[dict
     else:
         user_id = _row(db, user_name)["id"]
         rows = db.execute(_KEY_COLUMNS + " WHERE k.user_id = ? ORDER BY k.id", (user_id,))
-    return [{**dict(row), "scopes": list(_scopes(row))} for row in rows]
+    return [_key_record(row) for row in rows]

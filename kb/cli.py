@@ -225,11 +225,10 @@ def _explain(report: dict, relevant: set[str], as_json: bool) -> None:
             score = "" if row["score"] is None else f"  {row['score']:.4f}"
             where = f"  #{row['section']}" if row["section"] else ""
             click.echo(f" {mark(row['sop_id'])}{rank:>2}. {row['sop_id']}{where}{score}")
-    if "taxonomy" in report["weights"]:
-        click.echo(
-            f"\ntaxonomy confidence {report['taxonomy_confidence']:.3f}: "
-            f"weight {report['weights']['taxonomy']:g} (KB_TAXONOMY_FULL_SIMILARITY scales it below full)"
-        )
+    click.echo(
+        f"\ntaxonomy confidence {report['taxonomy_confidence']:.3f}: "
+        f"weight {report['weights']['taxonomy']:g} (KB_TAXONOMY_FULL_SIMILARITY scales it below full)"
+    )
     click.echo("\nhybrid (fused; rank in keyword / semantic / taxonomy):")
     for rank, row in enumerate(report["hybrid"], 1):
         ranks = " / ".join("-" if r is None else str(r) for r in row["ranks"].values())

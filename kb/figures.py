@@ -128,10 +128,9 @@ def _words(sentence: str) -> list[str]:
     return _WORD.findall(sentence)
 
 
-def names_keywords(sentence: str, keywords: tuple[str, ...]) -> bool:
-    """Whether the sentence names every key word (a word starting with its first letters)."""
-    words = _words(sentence)
-    return all(any(w.startswith(k[:_PREFIX]) for w in words) for k in keywords)
+def _prefixes(sentence: str) -> set[str]:
+    """The first 1 to _PREFIX letters of every word of a sentence: what key words are matched against."""
+    return {word[:n] for word in _words(sentence) for n in range(1, _PREFIX + 1)}
 
 
 def written_figures(text: str, values: dict[str, Value]) -> list[WrittenFigure]:
@@ -143,19 +142,23 @@ def written_figures(text: str, values: dict[str, Value]) -> list[WrittenFigure]:
     """
     candidates = []
     for value in values.values():
-        unit, numbers = unit_of(value), figure_of(value)
-        if unit and numbers and keywords_of(value):
-            candidates.append((unit, numbers, keywords_of(value), value))
+        unit, numbers, keywords = unit_of(value), figure_of(value), keywords_of(value)
+        if unit and numbers and keywords:
+            candidates.append((unit, numbers, keywords, value))
     if not candidates:
         return []
     found = []
     for index, line in enumerate(text.splitlines()):
         line = _PLACEHOLDER.sub(" _ ", line)
         for sentence in _SENTENCE_END.split(line):
+            prefixes: set[str] | None = None  # made once per sentence, and only when a figure is in it
             for unit, pattern in _COMPILED:
                 for match in pattern.finditer(sentence):
                     written = tuple(_number(n) for n in match.group("low", "high") if n is not None)
                     for want_unit, numbers, keywords, value in candidates:
-                        if want_unit == unit and written == numbers and names_keywords(sentence, keywords):
+                        if want_unit != unit or written != numbers:
+                            continue
+                        prefixes = _prefixes(sentence) if prefixes is None else prefixes
+                        if all(k[:_PREFIX] in prefixes for k in keywords):
                             found.append(WrittenFigure(index, match.group(0).strip(), value))
     return found

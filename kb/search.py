@@ -215,8 +215,7 @@ class Searcher:
             if vector is not None:
                 out["semantic"] = gen.vectors.search(vector, limit, filters)
                 if mode == "hybrid":
-                    out["taxonomy"] = gen.taxonomy.rank(vector, filters, limit)
-                    out["taxonomy_confidence"] = gen.taxonomy.confidence(vector)
+                    out["taxonomy"], out["taxonomy_confidence"] = gen.taxonomy.rank(vector, filters, limit)
         except Exception as error:  # noqa: BLE001 - each engine fails its own way
             raise IndexError_(
                 f"generation {gen.name} failed while searching ({type(error).__name__}): {REBUILD_HINT}"

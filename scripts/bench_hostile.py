@@ -65,6 +65,11 @@ def hostile_requests() -> list[tuple[str, str, str, bytes | None, dict]]:
     ]
     for name, markdown in markdown_attacks().items():
         cases.append((f"markdown: {name}", "POST", "/api/v1/drafts", draft(f"---\n{FRONT}---\n{markdown}"), auth))
+    # kb lint's written-figure rule on one 190,000-character sentence holding 9,000 figures and their key words
+    figures = "## Purpose\n" + "refund window 30 days " * 8600 + "\n"
+    cases.append(
+        ("lint: 8,600 figures in one sentence", "POST", "/api/v1/drafts", draft(f"---\n{FRONT}---\n{figures}"), auth)
+    )
     json_headers = {"Content-Type": "application/json"}
     cases += [
         ("json nested 900,000 deep", "POST", "/api/v1/search", b"[" * 900_000 + b"]" * 900_000, json_headers),

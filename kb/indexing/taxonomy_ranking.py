@@ -51,14 +51,11 @@ class TaxonomyRanking:
         """The SOPs (not retired) that serve a category."""
         return self._serving.get(category, [])
 
-    def confidence(self, vector: np.ndarray) -> float:
-        """How close the query is to the taxonomy: its best cosine with any phrasing (0.0 with none)."""
-        if not self._rows:
-            return 0.0
-        return float(np.max(self._phrasings @ vector))
-
-    def rank(self, vector: np.ndarray, filters: Filters | None = None, limit: int | None = None) -> list[str]:
-        """SOP ids, best first: by the closest phrasing of any category each serves, passing the filters.
+    def rank(
+        self, vector: np.ndarray, filters: Filters | None = None, limit: int | None = None
+    ) -> tuple[list[str], float]:
+        """SOP ids, best first: by the closest phrasing of any category each serves, passing the filters; and
+        the ranking's confidence, the query's best cosine with any phrasing (0.0 with none).
 
         Args:
             vector: the query's unit vector.
@@ -68,13 +65,14 @@ class TaxonomyRanking:
                 retrievers' candidates almost nothing.
         """
         if not self._rows:
-            return []
+            return [], 0.0
         similarity = self._phrasings @ vector
+        confidence = float(similarity.max())
         ranked: dict[str, None] = {}
         for row in np.argsort(-similarity, kind="stable"):
             for sop_id in self._serving.get(self._rows[row], ()):
                 if filters is None or filters.matches(self._documents[sop_id]):
                     ranked.setdefault(sop_id)
                     if limit is not None and len(ranked) >= limit:
-                        return list(ranked)
-        return list(ranked)
+                        return list(ranked), confidence
+        return list(ranked), confidence
