@@ -112,7 +112,7 @@ def _check_password(password: object) -> str:
 def _check_label(label: object) -> str:
     if not isinstance(label, str) or not 1 <= len(label) <= MAX_LABEL or not label.isprintable() or not label.strip():
         raise InputError(f"label: must be 1-{MAX_LABEL} printable characters, not blank", {"field": "label"})
-    return label
+    return redact(label)  # a card number typed into a label is masked before it is stored
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -256,7 +256,7 @@ def create_key(
     db: sqlite3.Connection, user_name: str, label: str, scopes: tuple[str, ...] | list[str] = ("search", "read")
 ) -> tuple[str, dict]:
     """Create an API key for a user with the given scopes; return the key (shown only now) and its stored row."""
-    _check_label(label)
+    label = _check_label(label)
     row = _row(db, user_name)
     if row["disabled"]:
         raise InputError(f"user: {user_name!r} is disabled", {"field": "user"})

@@ -615,3 +615,9 @@ def test_a_lowered_role_shrinks_what_an_existing_key_may_do(db):
     set_role(db, "bot", "agent")
     assert key_grant(db, key)[1] == {"search", "read"}
     assert role_scopes("admin") == ("search", "read", "write", "review", "admin")
+
+
+def test_a_card_number_in_a_key_label_is_masked_before_it_is_stored(db):
+    add_user(db, "bot", "agent", PASSWORD)
+    _, row = create_key(db, "bot", "zendesk 4111 1111 1111 1111")
+    assert row["label"] == "zendesk [card ending 1111]" and list_keys(db)[0]["label"] == row["label"]
