@@ -1,6 +1,6 @@
 """The workflow database: one SQLite file in the instance folder, its schema and migrations.
 
-Users, API keys, the audit log and drafts live in ``DATA_DIR/kb.sqlite``.
+Users, API keys, the audit log, drafts, labelled tickets and webhooks live in ``DATA_DIR/kb.sqlite``.
 :func:`connect` opens it (WAL, foreign keys on, a 10 s busy timeout) and brings
 the schema up to :data:`SCHEMA_VERSION`, tracked in ``PRAGMA user_version``.
 Writers use ``with transaction(db):``: it commits the block whole or rolls it
@@ -20,7 +20,7 @@ from pathlib import Path
 from kb.errors import ConfigError
 
 DB_NAME = "kb.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # MIGRATIONS[n] takes the schema from version n to n + 1.
@@ -85,6 +85,49 @@ MIGRATIONS: tuple[str, ...] = (
     # bounds them.
     """
     ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'search read write review admin';
+    """,
+    # 4: labelled tickets (customer text, masked, with the category an agent gave it) that train the
+    # category classifier beside the taxonomy's phrasings; one row per distinct (text, category).
+    """
+    CREATE TABLE IF NOT EXISTS tickets (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL,
+        category TEXT NOT NULL,
+        source TEXT NOT NULL,
+        imported_by TEXT,
+        imported TEXT NOT NULL,
+        UNIQUE (text, category)
+    );
+    CREATE INDEX IF NOT EXISTS tickets_category ON tickets(category);
+    """,
+    # 5: outbound webhooks (sop.published, sop.retired) and their deliveries, claimed and retried by a worker.
+    """
+    CREATE TABLE IF NOT EXISTS webhooks (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created_by TEXT,
+        created TEXT NOT NULL,
+        removed TEXT
+    );
+    CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        id INTEGER PRIMARY KEY,
+        webhook_id INTEGER NOT NULL REFERENCES webhooks(id),
+        event_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT NOT NULL,
+        claimed_until TEXT,
+        last_status INTEGER,
+        last_error TEXT,
+        created TEXT NOT NULL,
+        delivered TEXT
+    );
+    CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(status, next_attempt);
+    CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries(webhook_id);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -68,6 +68,23 @@ EXPECTED_COLUMNS = {
         "created",
         "updated",
     ],
+    "tickets": ["id", "text", "category", "source", "imported_by", "imported"],
+    "webhooks": ["id", "url", "events", "secret", "created_by", "created", "removed"],
+    "webhook_deliveries": [
+        "id",
+        "webhook_id",
+        "event_id",
+        "event",
+        "payload",
+        "status",
+        "attempts",
+        "next_attempt",
+        "claimed_until",
+        "last_status",
+        "last_error",
+        "created",
+        "delivered",
+    ],
 }
 
 
@@ -78,7 +95,7 @@ def test_connect_creates_the_folder_and_the_schema_at_the_current_version(tmp_pa
     assert tables == set(EXPECTED_COLUMNS)
     for table, columns in EXPECTED_COLUMNS.items():
         assert [r["name"] for r in db.execute(f"PRAGMA table_info({table})")] == columns
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
@@ -91,7 +108,7 @@ def test_connect_again_keeps_the_data(tmp_path):
     first.close()
     second = connect(tmp_path)
     assert get_user(second, "alice") == User(1, "alice", "author")
-    assert second.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert second.execute("PRAGMA user_version").fetchone()[0] == 5
 
 
 def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_path):
@@ -114,7 +131,7 @@ def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_pa
     raw.commit()
     raw.close()
     db = connect(tmp_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 5
     columns = [r["name"] for r in db.execute("PRAGMA table_info(users)")]
     assert columns == EXPECTED_COLUMNS["users"]
     alice = authenticate(db, "alice", PASSWORD)
@@ -124,7 +141,7 @@ def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_pa
     assert list_keys(db)[0]["scopes"] == ["search", "read", "write", "review", "admin"]
     db.close()
     again = connect(tmp_path)  # a second start migrates nothing
-    assert again.execute("PRAGMA user_version").fetchone()[0] == 3 and get_user(again, "alice").generation == 0
+    assert again.execute("PRAGMA user_version").fetchone()[0] == 5 and get_user(again, "alice").generation == 0
     again.close()
 
 
