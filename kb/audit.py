@@ -1,7 +1,7 @@
 """The audit log: who did what to which object, when, from where, and how it ended.
 
 Targets name objects as ``kind:id`` (``user:alice``, ``key:3``,
-``sop:pay-duplicate-charge``, ``draft:12``), optionally followed by ``/...`` or
+``sop:pay-duplicate-charge``, ``draft:12``, ``webhook:3``), optionally followed by ``/...`` or
 ``#...`` for a part of it; a target filter matches the object and its parts.
 Card numbers are masked (kb.redaction.redact) in the actor, target, client and
 every string of the details before anything is stored.
@@ -38,6 +38,8 @@ ACTIONS = (
     "permission_denied",
     "unauthenticated_write",
     "external_change",
+    "webhook_added",
+    "webhook_removed",
 )
 OUTCOMES = ("ok", "denied", "failed")
 MAX_LIMIT = 1000

@@ -28,7 +28,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins
+    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins | url
     choices: tuple[str, ...] = ()
 
 
@@ -161,6 +161,43 @@ SETTINGS: tuple[Setting, ...] = (
         "origins",
     ),
     Setting(
+        "PUBLIC_URL",
+        "",
+        "This kb's address as its users reach it (scheme://host[:port][/path]), for links kb sends out (webhook "
+        "events); empty: those links are paths such as /sops/<id>.",
+        "url",
+    ),
+    # Outbound webhooks (kb/webhooks.py, kb/webhook_delivery.py).
+    Setting(
+        "WEBHOOK_ALLOW_PRIVATE",
+        "off",
+        "Let webhooks reach loopback, private and link-local addresses (on) or refuse them (off); cloud metadata "
+        "addresses are refused either way.",
+        "choice",
+        ("on", "off"),
+    ),
+    Setting(
+        "WEBHOOK_TIMEOUT",
+        5.0,
+        "Seconds a webhook delivery may take to connect, and to wait for each read; a whole attempt is cut off "
+        "after three times this.",
+        "float",
+    ),
+    Setting("WEBHOOK_MAX_ATTEMPTS", 10, "Attempts at one webhook delivery before it is marked failed.", "int"),
+    Setting(
+        "WEBHOOK_RETRY_SECONDS",
+        30.0,
+        "Delay before the first retry of a webhook delivery; each later one doubles it (up to an hour), with jitter.",
+        "float",
+    ),
+    Setting(
+        "WEBHOOK_INTERVAL",
+        2.0,
+        "Seconds between each server process's checks for webhook deliveries due (0 turns the worker off; "
+        "`kb webhooks deliver` still sends them).",
+        "float",
+    ),
+    Setting(
         "RATE_LIMIT_STORAGE",
         "memory://",
         "Where rate-limit counts live: memory:// (each process its own) or redis://host:port/db (shared).",
@@ -203,6 +240,8 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return _storage(setting, text)
     if setting.kind == "origins":
         return _origins(setting, text)
+    if setting.kind == "url":
+        return _url(setting, text)
     if setting.kind == "choice" and text not in setting.choices:
         allowed = ", ".join(setting.choices)
         raise ConfigError(f"setting {setting.name}: {text!r} is not one of {allowed}")
@@ -237,6 +276,20 @@ def _origins(setting: Setting, text: str) -> tuple[str, ...]:
             " (scheme and host, optional port; no '*', path or trailing slash)"
         )
     return origins
+
+
+_BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$")
+
+
+def _url(setting: Setting, text: str) -> str:
+    """A base address such as 'https://kb.example.com' or 'https://intranet.example.com/kb' (no trailing '/')."""
+    text = text.strip().rstrip("/")
+    if text and not _BASE_URL.match(text):
+        raise ConfigError(
+            f"setting {setting.name}: {text!r} is not an address such as https://kb.example.com"
+            " (http or https, a host, optional port and path; no query or fragment)"
+        )
+    return text
 
 
 def _storage(setting: Setting, text: str) -> str:
@@ -276,6 +329,8 @@ def load_settings(
         if name in BY_NAME:
             values[name] = raw
     settings = {name: _coerce(BY_NAME[name], value) for name, value in values.items()}
+    if not settings["WEBHOOK_TIMEOUT"] > 0:
+        raise ConfigError("setting WEBHOOK_TIMEOUT: must be more than 0 seconds")
     if settings["CONTENT_DIR"] is None:
         settings["CONTENT_DIR"] = _default_root("sops")
     if settings["DATA_DIR"] is None:

@@ -5,7 +5,7 @@ lock so publishes happen one at a time. Its journal (``publish.json`` in the
 instance folder) is written before the file is touched and removed when the
 draft is marked published::
 
-    journal -> write file -> git add + commit -> reindex + switch -> mark published -> remove journal
+    journal -> write file -> git add + commit -> reindex + switch -> mark published (+ webhook event) -> remove journal
 
 :meth:`Publisher.recover` finishes or undoes an interrupted publish: if the
 commit landed, the index is rebuilt and the draft marked published (roll
@@ -14,6 +14,11 @@ that fails while running (a full disk, git refusing) is rolled back at once
 when its commit has not landed; whatever cannot be undone now is left to
 recover(), which the next publish and every watcher tick run first. Either
 way the old revision keeps serving and nothing is half written.
+
+Marking the draft published also enqueues its webhook event (``sop.published``, or ``sop.retired`` when the
+revision's status is retired) in the same transaction, through :func:`kb.webhooks.enqueue_quietly`: a
+failure there is logged and never fails the publish, and delivery happens later in a worker
+(kb.webhook_delivery), so a receiver never slows it.
 
 Tests kill the publishing process at a named step (``KBTEST_CRASH_AT``).
 """
@@ -27,7 +32,8 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from kb import audit, repository, store
+from kb import audit, repository, store, webhooks, yamlio
+from kb.documents import split_front_matter
 from kb.errors import KbError, StorageError
 from kb.files import atomic_write, file_lock
 
@@ -45,6 +51,16 @@ def identity(name: str) -> str:
     return f"{name} <{name}@{EMAIL_DOMAIN}>"
 
 
+def event_of(markdown: str) -> str:
+    """The webhook event a published text makes: sop.retired when its status is retired, else sop.published."""
+    split = split_front_matter(markdown)
+    try:
+        front = yamlio.load(split[0]) if split else None
+    except yamlio.YAMLProblem:
+        front = None
+    return "sop.retired" if isinstance(front, dict) and front.get("status") == "retired" else "sop.published"
+
+
 def _checkpoint(step: str) -> None:
     """Die here, as a crash would, when a test asks for it."""
     if os.environ.get(CRASH_AT_ENV) == step:
@@ -54,11 +70,15 @@ def _checkpoint(step: str) -> None:
 class Publisher:
     """The publish step for one content repository and instance folder."""
 
-    def __init__(self, content: Path, data: Path, reindex: Callable[[], object]):
-        """reindex brings the index up to date with the content folder and switches generations."""
+    def __init__(self, content: Path, data: Path, reindex: Callable[[], object], public_url: str = ""):
+        """reindex brings the index up to date with the content folder and switches generations.
+
+        public_url (KB_PUBLIC_URL) starts the SOP links in webhook events.
+        """
         self.content = content
         self.data = data
         self.reindex = reindex
+        self.public_url = public_url
 
     @property
     def journal_path(self) -> Path:
@@ -139,7 +159,7 @@ class Publisher:
     def _finish(self, journal: dict, revision: str, recovered: bool = False) -> None:
         """Mark the draft published, audit the approval and the publish, and remove the journal."""
         with closing(store.connect(self.data)) as db, db:
-            row = db.execute("SELECT sop_id, author FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
+            row = db.execute("SELECT sop_id, author, markdown FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
             db.execute(
                 "UPDATE drafts SET status = 'published', reviewer = ?, revision = ?, updated = ? WHERE id = ?",
                 (journal["approver"], revision, store.now(), journal["draft"]),
@@ -154,6 +174,8 @@ class Publisher:
                     client=journal["client"],
                     details=details,
                 )
+            event = (event_of(row["markdown"]), row["sop_id"], revision)
+            webhooks.enqueue_quietly(db, [event], self.public_url)
         self.journal_path.unlink(missing_ok=True)
 
     def recover(self) -> str | None:

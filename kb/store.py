@@ -100,7 +100,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS tickets_category ON tickets(category);
     """,
-    # 5: outbound webhooks (sop.published, sop.retired) and their deliveries, claimed and retried by a worker.
+    # 5: outbound webhooks (sop.published, sop.retired) and their deliveries, claimed and retried by a worker
+    # (kb.webhooks, kb.webhook_delivery). A worker claims a delivery by setting claimed_until (its lease) and claim
+    # (its token); one row per hook and event, so an event enqueued twice (by every process's watcher) is sent once.
     """
     CREATE TABLE IF NOT EXISTS webhooks (
         id INTEGER PRIMARY KEY,
@@ -121,13 +123,16 @@ MIGRATIONS: tuple[str, ...] = (
         attempts INTEGER NOT NULL DEFAULT 0,
         next_attempt TEXT NOT NULL,
         claimed_until TEXT,
+        claim TEXT,
+        last_attempt TEXT,
         last_status INTEGER,
         last_error TEXT,
         created TEXT NOT NULL,
-        delivered TEXT
+        delivered TEXT,
+        UNIQUE (webhook_id, event_id)
     );
     CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(status, next_attempt);
-    CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries(webhook_id);
+    CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries(webhook_id, claimed_until);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

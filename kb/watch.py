@@ -12,6 +12,14 @@ A file that fails validation is skipped, logged and audited
 (``external_change``, outcome ``failed``, naming the file and its problems)
 once per commit; the rest of the library keeps serving. A tick that fails
 (git, the disk, a build) is logged and retried on the next tick.
+
+Outside commits fire webhook events too: a bot that cached an SOP needs to hear
+of a change whoever made it. Each SOP file an outside commit touched makes
+``sop.published`` (``sop.retired`` when its status is now retired, or the file
+was deleted) at its last commit; a file skipped as invalid makes none. Every
+process's watcher sees the same commits; an event's id is fixed by its type,
+SOP and revision, so each hook gets it once (kb.webhooks.enqueue). A process
+that starts after the commit (no previous HEAD seen) sends nothing for it.
 """
 
 from __future__ import annotations
@@ -21,11 +29,15 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
-from kb import audit, repository, store
+from kb import audit, repository, store, webhooks, yamlio
+from kb.documents import ID_PATTERN, split_front_matter
 from kb.errors import KbError
+from kb.library import load_library
 from kb.publishing import KB_COMMITTER
 
 log = logging.getLogger(__name__)
+
+MAX_OUTSIDE_EVENTS = 200  # SOP files announced per tick; a larger outside change is logged and cut here
 
 
 def outside_commits(content: Path, old: str | None, new: str) -> list[dict]:
@@ -38,6 +50,69 @@ def outside_commits(content: Path, old: str | None, new: str) -> list[dict]:
         if committer != KB_COMMITTER:
             commits.append({"commit": commit, "author": author, "summary": subject})
     return commits
+
+
+def _outside_paths(content: Path, old: str, new: str) -> list[str]:
+    """Markdown files (relative to content) that commits kb did not make changed between old and new."""
+    out = repository.run_git(
+        content,
+        "log",
+        "--no-renames",
+        "--relative",
+        "--name-only",
+        "--format=%x00%ce",
+        f"{old}..{new}",
+        "--",
+        ".",
+        check=False,
+    )
+    paths: dict[str, None] = {}
+    outside = False
+    for line in (out or "").splitlines():
+        if line.startswith("\x00"):
+            outside = line[1:] != KB_COMMITTER
+        elif outside and line.endswith(".md"):
+            paths[line] = None
+    return sorted(paths)
+
+
+def outside_events(content: Path, old: str, new: str) -> list[tuple[str, str, str]]:
+    """(event, sop_id, revision) for each SOP file outside commits touched between old and new (see the docstring)."""
+    paths = _outside_paths(content, old, new)
+    if len(paths) > MAX_OUTSIDE_EVENTS:
+        log.warning(
+            "outside commits changed %d SOP files; webhook events go out for the first %d",
+            len(paths),
+            MAX_OUTSIDE_EVENTS,
+        )
+        paths = paths[:MAX_OUTSIDE_EVENTS]
+    if not paths:
+        return []
+    documents = {doc.path: doc for doc in load_library(content).documents.values()}
+    events = []
+    for path in paths:
+        revision = (repository.run_git(content, "log", "-1", "--format=%H", new, "--", path, check=False) or "").strip()
+        if not revision:
+            continue
+        if path in documents:
+            doc = documents[path]
+            events.append(("sop.retired" if doc.status == "retired" else "sop.published", doc.id, revision))
+        elif not (content / path).exists():  # deleted: the SOP it held no longer serves
+            sop_id = _sop_id(repository.show(content, path, old) or "")
+            if sop_id:
+                events.append(("sop.retired", sop_id, revision))
+    return events
+
+
+def _sop_id(text: str) -> str | None:
+    """The id in a document's front matter, if it has a valid one."""
+    split = split_front_matter(text)
+    try:
+        front = yamlio.load(split[0]) if split else None
+    except yamlio.YAMLProblem:
+        return None
+    sop_id = front.get("id") if isinstance(front, dict) else None
+    return sop_id if isinstance(sop_id, str) and ID_PATTERN.match(sop_id) else None
 
 
 class Watcher(threading.Thread):
@@ -80,7 +155,18 @@ class Watcher(threading.Thread):
         outside = outside_commits(content, previous, head) if previous else []
         if outside:
             self._audit(head, outside, report)
+            self._announce(previous, head)
         return None if report.up_to_date else report.to_dict()
+
+    def _announce(self, previous: str, head: str) -> None:
+        """Enqueue the webhook events of outside commits; a failure is logged, never stops the watcher."""
+        try:
+            events = outside_events(self.settings["CONTENT_DIR"], previous, head)
+            if events:
+                with closing(store.connect(self.settings["DATA_DIR"])) as db:
+                    webhooks.enqueue_quietly(db, events, self.settings["PUBLIC_URL"])
+        except Exception:  # noqa: BLE001 - webhooks must not stop reindexing
+            log.exception("webhook events for outside commits %s..%s were not enqueued", previous, head)
 
     def _audit(self, head: str, outside: list[dict], report) -> None:
         """Record outside commits once (every process sees them; the first to get here writes the row)."""

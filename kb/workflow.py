@@ -46,7 +46,7 @@ class Workflow:
         self.content: Path = settings["CONTENT_DIR"]
         self.data: Path = settings["DATA_DIR"]
         self._encoder = encoder
-        self.publisher = Publisher(self.content, self.data, self.reindex)
+        self.publisher = Publisher(self.content, self.data, self.reindex, settings.get("PUBLIC_URL", ""))
 
     # -- storage -------------------------------------------------------------------
     @contextmanager

@@ -80,6 +80,8 @@ EXPECTED_COLUMNS = {
         "attempts",
         "next_attempt",
         "claimed_until",
+        "claim",
+        "last_attempt",
         "last_status",
         "last_error",
         "created",

@@ -10,6 +10,7 @@ from kb.config import load_settings
 from kb.history import History
 from kb.search import Searcher
 from kb.watch import Watcher
+from kb.webhook_delivery import DeliveryWorker
 from kb.workflow import Workflow
 
 
@@ -30,7 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
     app.extensions["kb"] = {"searcher": searcher_, "workflow": workflow_, "history": History(settings["CONTENT_DIR"])}
 
-    from kb.web import api, auth, authoring, cors, errors, limits, pages, validation
+    from kb.web import api, auth, authoring, cors, errors, limits, pages, validation, webhooks
 
     errors.register(app)
     limits.init_app(app)  # first: a flood is counted before anything else reads the request
@@ -41,8 +42,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(authoring.bp)
+    app.register_blueprint(webhooks.bp)
     if settings["WATCH_INTERVAL"] > 0 and not app.config.get("TESTING"):
         start_watcher(app)
+    if settings["WEBHOOK_INTERVAL"] > 0 and not app.config.get("TESTING"):
+        start_delivery(app)
     return app
 
 
@@ -53,3 +57,12 @@ def start_watcher(app: Flask) -> Watcher:
     watcher.start()
     app.extensions["kb"]["watcher"] = watcher
     return watcher
+
+
+def start_delivery(app: Flask) -> DeliveryWorker:
+    """Start this process's webhook delivery worker (see kb.webhook_delivery)."""
+    settings = app.config["KB"]
+    worker = DeliveryWorker(settings, settings["WEBHOOK_INTERVAL"])
+    worker.start()
+    app.extensions["kb"]["delivery"] = worker
+    return worker

@@ -149,8 +149,8 @@ def _audit_session_end(name: str, reason: str) -> None:
 
 
 def _authoring_route() -> bool:
-    """Whether this request goes to a route that changes content or reviews it (forms or the API, not search)."""
-    if request.blueprint == "authoring":
+    """Whether this request goes to a route that changes content, reviews it or administers (not search)."""
+    if request.blueprint in ("authoring", "webhooks"):
         return True
     return (request.blueprint or "").startswith("api_") and request.blueprint != "api_search"
 
