@@ -6,7 +6,7 @@ import logging
 from typing import Literal
 
 from flask import jsonify
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import QueryError
@@ -45,16 +45,11 @@ class SearchArgs(Query):
 
 
 class SearchFilters(Body):
-    """Filters of a POST search; an empty or null value is no filter."""
+    """Filters of a POST search; an empty string or null is no filter."""
 
-    business_line: BusinessLine | None = None
-    category: CategoryId | None = None
-    type: DocumentType | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_is_none(cls, data: object) -> object:
-        return {k: (None if v == "" else v) for k, v in data.items()} if isinstance(data, dict) else data
+    business_line: Literal[(*BUSINESS_LINES, "")] | None = None
+    category: matching(f"^$|{CATEGORY_PATTERN}", "must be a category or group id, or empty") | None = None
+    type: Literal[(*TYPES, "")] | None = None
 
 
 class SearchBody(Body):
@@ -134,5 +129,5 @@ def search_get(query: SearchArgs):
 @bp.post("/api/v1/search", responses=responses(SearchAnswer))
 def search_post(body: SearchBody):
     """Search with a JSON body."""
-    filters = body.filters.model_dump(exclude_none=True) if body.filters else None
+    filters = {key: value for key, value in body.filters.model_dump().items() if value} if body.filters else None
     return _search(body.query, body.k, body.mode, filters or None, body.as_of)

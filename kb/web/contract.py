@@ -104,7 +104,8 @@ def _within(setting: str, measure: Callable[[Any], int], unit: str) -> Callable[
     def check(value: Any) -> Any:
         limit = current_app.config["KB"][setting]
         if value is not None and measure(value) > limit:
-            raise ValueError(f"must be at most {limit:,}{unit} (KB_{setting}), got {measure(value):,}")
+            size = f", got {measure(value):,}" if unit else ""  # a length, never a number the client sent
+            raise ValueError(f"must be at most {limit:,}{unit} (KB_{setting}){size}")
         return value
 
     return check

@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from urllib.parse import urlencode
 
-from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from kb.errors import AuthRequiredError, ForbiddenError, InputError, KbError, QueryError, StorageError, TooLargeError
@@ -76,7 +76,11 @@ def register(app: Flask) -> None:
             message = f"body: more than the {limit:,} bytes a request may send" if limit else "body: too large"
             return _respond(413, TooLargeError.code, message, {"field": "body"})
         code = (error.name or "error").lower().replace(" ", "_")
-        return _respond(error.code or 500, code, redact(error.description or error.name or ""))
+        response, status = _respond(error.code or 500, code, redact(error.description or error.name or ""))
+        if getattr(error, "valid_methods", None):  # 405 names the methods the route takes (RFC 9110)
+            response = make_response(response, status)
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response, status
 
     @app.errorhandler(sqlite3.Error)
     def database_error(error: sqlite3.Error):
