@@ -108,7 +108,7 @@ def test_every_problem_of_a_request_is_listed_at_once(client):
     assert {p["field"]: p["message"] for p in problems} == {
         "query": "must not be blank",
         "k": "must be a valid integer",
-        "filters.type": "must be 'sop' or 'policy'",
+        "filters.type": "must be 'sop', 'policy' or ''",
         "filters.owner": "unknown field",
         "limit": "unknown field",
     }

@@ -21,7 +21,7 @@ from tests.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, serve_in_thread
 
 DOCUMENT = "/api/v1/openapi.json"
 METHODS = ("get", "put", "post", "delete", "patch")
-EXAMPLES = 12  # generated requests per operation in the fuzzing phase, beside the coverage phase's own
+EXAMPLES = 25  # generated requests per operation in the fuzzing phase, beside the coverage phase's own
 seen: Counter = Counter()  # requests sent per operation by the schemathesis test (printed at the end)
 
 

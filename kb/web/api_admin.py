@@ -10,8 +10,9 @@ from pydantic import Field
 from kb import audit
 from kb.errors import QueryError
 from kb.web import auth
-from kb.web.contract import Area, Model, Query, checked, responses
+from kb.web.contract import Area, Model, Query, responses
 from kb.web.extensions import searcher
+from kb.web.fields import checked
 
 bp = Area(
     "api_admin",

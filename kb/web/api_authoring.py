@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 from flask import jsonify
 from pydantic import Field
 
-from kb import drafts as fields
+from kb import drafts
 from kb.documents import ID_PATTERN, MAX_DOCUMENT_CHARS, MAX_ID_LENGTH
 from kb.errors import NotFoundError
 from kb.web import auth
-from kb.web.contract import Area, Body, FileProblem, Model, Path, Query, checked, matching, responses
+from kb.web.contract import Area, Body, FileProblem, Model, Path, Query, responses
 from kb.web.extensions import searcher, workflow
+from kb.web.fields import checked, matching
 
 bp = Area(
     "api_authoring",
@@ -24,19 +25,19 @@ bp = Area(
 SopId = Annotated[
     str,
     Field(json_schema_extra={"pattern": ID_PATTERN.pattern, "maxLength": MAX_ID_LENGTH}),
-    checked(fields.check_sop_id),
+    checked(drafts.check_sop_id),
 ]
 Markdown = Annotated[
     str,
     Field(max_length=MAX_DOCUMENT_CHARS, description="The whole file, front matter included."),
-    checked(fields.check_markdown),
+    checked(drafts.check_markdown),
 ]
 Summary = Annotated[
     str,
-    Field(max_length=fields.MAX_SUMMARY_CHARS, description="One line: the commit subject."),
-    checked(fields.check_summary),
+    Field(max_length=drafts.MAX_SUMMARY_CHARS, description="One line: the commit subject."),
+    checked(drafts.check_summary),
 ]
-Commit40 = matching(fields.COMMIT.pattern, "must be a 40-character commit id")
+Commit40 = matching(drafts.COMMIT.pattern, "must be a 40-character commit id")
 BASE_FIELD = Field(
     default=None, description="The revision the text was written against (GET /api/v1/sops/{id}); null for a new SOP."
 )
@@ -57,7 +58,7 @@ class SopPathForRestore(Path):
 class DraftListArgs(Query):
     """GET /api/v1/drafts: the drafts the caller may see (authors: their own; approvers: all)."""
 
-    status: Literal[fields.STATUSES] | None = None
+    status: Literal[drafts.STATUSES] | None = None
     sop_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
 
 
@@ -81,7 +82,7 @@ class DraftChange(Body):
 class ReturnComment(Body):
     """POST /api/v1/drafts/{draft_id}/return: what the author should change."""
 
-    comment: Annotated[str, Field(max_length=fields.MAX_COMMENT_CHARS), checked(fields.check_comment)]
+    comment: Annotated[str, Field(max_length=drafts.MAX_COMMENT_CHARS), checked(drafts.check_comment)]
 
 
 class RestoreRequest(Body):
@@ -99,7 +100,7 @@ class Draft(Model):
     markdown: str
     summary: str
     author: str
-    status: Literal[fields.STATUSES]
+    status: Literal[drafts.STATUSES]
     reviewer: str | None
     comment: str | None
     revision: str | None = Field(description="The published commit, once approved.")

@@ -10,8 +10,9 @@ from kb.errors import NotFoundError
 from kb.history import parse_day
 from kb.repository import COMMIT_PATTERN
 from kb.results import CATEGORY_PATTERN
-from kb.web.contract import Area, Day, FileProblem, Model, Path, Query, matching, responses
+from kb.web.contract import Area, FileProblem, Model, Path, Query, responses
 from kb.web.extensions import history, path_of, searcher
+from kb.web.fields import Day, matching
 
 bp = Area(
     "api_documents",

@@ -18,7 +18,8 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template
 
 from kb.accounts import SCOPE_ROLES
 from kb.web.api import ANONYMOUS_SCOPES, PUBLIC, route_scope
-from kb.web.contract import Area, model_named, responses, setting_limits
+from kb.web.contract import Area, model_named, responses
+from kb.web.fields import setting_limits
 
 SWAGGER_UI = Path(flask_openapi3_swagger.__file__).parent / "templates" / "swagger"
 SECURITY_SCHEME = "apiKey"
@@ -90,6 +91,8 @@ def _build(app: Flask) -> dict:
             query = get_type_hints(inspect.unwrap(app.view_functions[rule.endpoint])).get("query")
             limits = setting_limits(query) if query else {}
             for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and not parameter["required"]:
+                    parameter["allowEmptyValue"] = True  # contract.Query: an empty value is the same as none
                 if parameter["in"] == "query" and parameter["name"] in limits:
                     _limit(parameter["schema"], limits[parameter["name"]], settings)
     for name, schema in spec["components"]["schemas"].items():
@@ -118,7 +121,7 @@ def _describe_access(operation: dict, scope: str | None) -> None:
 
 
 def _limit(schema: dict, setting: str, settings: dict) -> None:
-    """Write a setting-bound limit (contract.at_most, chars_at_most) as this app's maximum or maxLength."""
+    """Write a setting-bound limit (kb/web/fields.py at_most, chars_at_most) as this app's maximum or maxLength."""
     for branch in [schema, *schema.get("anyOf", [])]:
         if branch.get("type") == "integer":
             branch["maximum"] = settings[setting]

@@ -12,8 +12,9 @@ from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import QueryError
 from kb.history import parse_day
 from kb.results import CATEGORY_PATTERN, MODES
-from kb.web.contract import Area, Body, Day, Model, Query, at_most, chars_at_most, matching, responses
+from kb.web.contract import Area, Body, Model, Query, responses
 from kb.web.extensions import searcher
+from kb.web.fields import Day, at_most, chars_at_most, matching
 
 log = logging.getLogger(__name__)
 bp = Area(

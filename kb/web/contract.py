@@ -13,32 +13,63 @@ error shape::
 
 with the area's status (400 for search and admin, 422 for documents and authoring, as before). kb/web/errors.py
 redacts it like every error. Unknown fields are refused everywhere (``extra="forbid"``), query strings
-included; an empty query-string value counts as absent.
+included; an empty query-string value counts as absent. Field types (setting-bound numbers and text,
+patterns, dates, kb's own checks) are in kb/web/fields.py.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, get_type_hints
+from typing import Any, get_type_hints
 
 from flask import current_app, request
 from flask_openapi3 import APIBlueprint, Info, OpenAPI, Tag
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from kb.errors import InputError, KbError
+from kb.errors import InputError
+from kb.web.fields import Day, at_most, chars_at_most, checked, matching  # field types: importable from here too
+
+__all__ = [
+    "API_ERRORS",
+    "Area",
+    "Body",
+    "Day",
+    "Error",
+    "FileProblem",
+    "Model",
+    "Path",
+    "Query",
+    "at_most",
+    "chars_at_most",
+    "checked",
+    "make_app",
+    "matching",
+    "model_named",
+    "responses",
+]
 
 MAX_PROBLEMS = 50  # problems listed in one answer; the message counts the rest
 MAX_FIELD_NAME = 100  # characters of a client's field name echoed back
-LIMIT_KEY = "x-kb-limit"  # marks a bound taken from a setting; kb/web/api_reference.py writes the app's value
 _MODELS: dict[str, type[BaseModel]] = {}
+_SCHEMAS: dict[tuple, dict[str, Any]] = {}
 
 
 class Model(BaseModel):
     """Base of every model of the API: unknown fields refused; class names unique (they name the schemas)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """pydantic's JSON schema, made once per model and arguments: flask-openapi3 asks for it on every
+        request that has query parameters (5 ms for the search's, each time)."""
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in _SCHEMAS:
+            _SCHEMAS[key] = super().model_json_schema(*args, **kwargs)
+        return copy.deepcopy(_SCHEMAS[key])
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -72,94 +103,6 @@ class Path(Model):
 def model_named(name: str) -> type[BaseModel] | None:
     """The API model of that class name (the document's schemas are named after them), or None."""
     return _MODELS.get(name)
-
-
-def setting_limits(model: type[BaseModel]) -> dict[str, str]:
-    """The fields of a model bounded by a setting (at_most, chars_at_most): {field as sent: setting name}."""
-    found = {}
-    for name, schema in model.model_json_schema().get("properties", {}).items():
-        for branch in [schema, *schema.get("anyOf", [])]:
-            if LIMIT_KEY in branch:
-                found[name] = branch[LIMIT_KEY]
-    return found
-
-
-def checked(check: Callable[[Any], object]) -> AfterValidator:
-    """A field validator from one of kb's own checks, which raise a KbError naming the field.
-
-    Its message (without the "field: " prefix) becomes the problem's, so the model lists it with every other.
-    """
-
-    def run(value: Any) -> Any:
-        try:
-            check(value)
-        except KbError as error:
-            raise ValueError(error.message.split(": ", 1)[-1]) from None
-        return value
-
-    return AfterValidator(run)
-
-
-def _within(setting: str, measure: Callable[[Any], int], unit: str) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        limit = current_app.config["KB"][setting]
-        if value is not None and measure(value) > limit:
-            size = f", got {measure(value):,}" if unit else ""  # a length, never a number the client sent
-            raise ValueError(f"must be at most {limit:,}{unit} (KB_{setting}){size}")
-        return value
-
-    return check
-
-
-def at_most(setting: str, minimum: int = 1) -> Any:
-    """A whole number from minimum to a setting (KB_<setting>); the document shows the app's value as maximum."""
-    return Annotated[
-        int, Field(ge=minimum, json_schema_extra={LIMIT_KEY: setting}), AfterValidator(_within(setting, int, ""))
-    ]
-
-
-def chars_at_most(setting: str) -> Any:
-    """Non-blank text whose length is bounded by a setting; the document shows the app's value as maxLength."""
-    return Annotated[
-        str,
-        Field(min_length=1, json_schema_extra={LIMIT_KEY: setting}),
-        AfterValidator(_not_blank),
-        AfterValidator(_within(setting, len, " characters")),
-    ]
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-def _iso_day(value: str) -> str:
-    import datetime as dt
-
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError("must be a date as YYYY-MM-DD") from None
-    return value
-
-
-def matching(pattern: str, problem: str, **schema: Any) -> Any:
-    """Text matching a regular expression (shown in the document), refused with a problem in words."""
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.search(value):
-            raise ValueError(problem)
-        return value
-
-    return Annotated[str, Field(json_schema_extra={"pattern": pattern, **schema}), AfterValidator(check)]
-
-
-Text = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]  # text that is not empty or blank
-Day = Annotated[
-    matching(r"^\d{4}-\d{2}-\d{2}$", "must be a date as YYYY-MM-DD", format="date"), AfterValidator(_iso_day)
-]
 
 
 # == the error shape ==================================================================================
