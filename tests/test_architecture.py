@@ -62,7 +62,7 @@ LAYERS = [
         },
     ),
     ("indexing and repository", {"kb.indexing", "kb.repository", "kb.library", "kb.store", "kb.accounts", "kb.audit"}),
-    ("search and workflow", {"kb.search", "kb.workflow", "kb.publishing", "kb.watch"}),
+    ("search and workflow", {"kb.search", "kb.workflow", "kb.publishing", "kb.watch", "kb.retrieval", "kb.conditions"}),
     ("web and cli", {"kb.web", "kb.cli", "kb.cli_accounts"}),
 ]
 

@@ -1,9 +1,10 @@
 """The JSON API, version 1: shared request helpers, the key scope of every route, and its areas.
 
 Each area is a blueprint of its own: kb/web/api_search.py (search), api_documents.py (documents,
-categories, history), api_authoring.py (drafts, review, publish) and api_admin.py (audit, health).
-register() adds them all, exempts them from CSRF (the API takes API keys, never the session cookie) and
-checks every /api/ request made with a key against ROUTE_SCOPES.
+categories, history), api_authoring.py (drafts, review, publish), api_admin.py (audit, health) and
+api_retrieval.py (Dify's External Knowledge API, POST /retrieval). register() adds them all, exempts them
+from CSRF (the API takes API keys, never the session cookie) and checks every request to the machine API
+(kb/web/paths.py: /api/ and /retrieval) made with a key against ROUTE_SCOPES.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from flask import Flask, request
 
 from kb.errors import InputError, QueryError
 from kb.web import auth
+from kb.web.paths import takes_key
 
-# The scope an API key needs for each route (method, rule); a route missing here refuses every key.
+# The scope an API key needs for each machine-API route (method, rule); a route missing here refuses every key.
 ROUTE_SCOPES = {
     ("GET", "/api/v1/search"): "search",
     ("POST", "/api/v1/search"): "search",
@@ -34,12 +36,13 @@ ROUTE_SCOPES = {
     ("POST", "/api/v1/drafts/<draft_id>/return"): "review",
     ("POST", "/api/v1/drafts/<draft_id>/approve"): "review",
     ("GET", "/api/v1/audit"): "admin",
+    ("POST", "/retrieval"): "search",
 }
 
 
 def check_key_scope() -> None:
     """A request made with an API key needs the route's scope (403 naming it); HEAD is checked as GET."""
-    if request.url_rule is None or not request.path.startswith("/api/"):
+    if request.url_rule is None or not takes_key(request.path):
         return
     method = "GET" if request.method == "HEAD" else request.method
     auth.require_scope(ROUTE_SCOPES.get((method, request.url_rule.rule)))
@@ -47,11 +50,12 @@ def check_key_scope() -> None:
 
 def register(app: Flask) -> None:
     """Register every area of the API on the app."""
-    from kb.web import api_admin, api_authoring, api_documents, api_search
+    from kb.web import api_admin, api_authoring, api_documents, api_retrieval, api_search
 
-    for area in (api_search, api_documents, api_authoring, api_admin):
+    for area in (api_search, api_documents, api_authoring, api_admin, api_retrieval):
         auth.csrf.exempt(area.bp)
         app.register_blueprint(area.bp)
+    api_retrieval.register(app)
     app.before_request(check_key_scope)
 
 
