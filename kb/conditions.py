@@ -92,6 +92,58 @@ def _day(value: object) -> dt.date | None:
     return None
 
 
+def field_names(names: object) -> tuple[str, ...]:
+    """The fields a condition names: one name, or a list of them."""
+    return (names,) if isinstance(names, str) else tuple(names) if isinstance(names, list) else ()
+
+
+def names_problem(names: object) -> str | None:
+    """What is wrong with a condition's name (a metadata field, or a list of them), or None."""
+    fields = field_names(names)
+    if not fields or len(fields) > len(FIELDS) or not all(isinstance(f, str) for f in fields):
+        return "must be a metadata field name or a list of them"
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        return f"{unknown[0][:60]!r} is not a metadata field; use one of {', '.join(FIELDS)}"
+    return None
+
+
+def operator_problem(names: object, operator: object) -> str | None:
+    """What is wrong with a condition's operator for the fields it names (valid names assumed), or None."""
+    if operator not in OPERATORS:
+        return f"must be one of Dify's operators: {', '.join(OPERATORS)}"
+    for field in field_names(names):
+        if operator not in _operators(field):
+            return f"{operator!r} is not supported for {field}; it takes {', '.join(_operators(field))}"
+    return None
+
+
+def _value(operator: str, value: object) -> tuple[object, str | None]:
+    """The value normalised for the operator (a tuple for in/not in, a date for before/after), or a problem."""
+    if operator in NO_VALUE:
+        return None, None
+    if operator in ("in", "not in"):
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+            return None, f"{operator!r} needs a list of strings (or one string)"
+        if len(values) > MAX_VALUES or any(len(v) > MAX_VALUE_CHARS for v in values):
+            return None, f"at most {MAX_VALUES} strings of at most {MAX_VALUE_CHARS} characters"
+        return tuple(values), None
+    if operator in DATE_OPERATORS:
+        day = _day(value)
+        return (
+            (day, None) if day else (None, f"{operator!r} needs a date: YYYY-MM-DD, an ISO date-time or Unix seconds")
+        )
+    if not isinstance(value, str) or len(value) > MAX_VALUE_CHARS:
+        return None, f"{operator!r} needs a string of at most {MAX_VALUE_CHARS} characters"
+    return value, None
+
+
+def value_problem(operator: object, value: object) -> str | None:
+    """What is wrong with a condition's value for its operator (a valid operator assumed), or None."""
+    return _value(str(operator), value)[1]
+
+
 def check_condition(names: object, operator: object, value: object) -> tuple[str, str, Condition | None]:
     """Check one metadata condition as sent.
 
@@ -104,35 +156,13 @@ def check_condition(names: object, operator: object, value: object) -> tuple[str
         (part, problem, condition): on success ("", "", the checked condition); otherwise the part at fault
         ("name", "comparison_operator" or "value"), what is wrong, and None.
     """
-    fields = (names,) if isinstance(names, str) else tuple(names) if isinstance(names, list) else ()
-    if not fields or len(fields) > len(FIELDS) or not all(isinstance(f, str) for f in fields):
-        return "name", "must be a metadata field name or a list of them", None
-    unknown = [f for f in fields if f not in FIELDS]
-    if unknown:
-        return "name", f"{unknown[0][:60]!r} is not a metadata field; use one of {', '.join(FIELDS)}", None
-    if operator not in OPERATORS:
-        return "comparison_operator", f"must be one of Dify's operators: {', '.join(OPERATORS)}", None
-    for field in fields:
-        if operator not in _operators(field):
-            takes = ", ".join(_operators(field))
-            return "comparison_operator", f"{operator!r} is not supported for {field}; it takes {takes}", None
-    if operator in NO_VALUE:
-        return "", "", Condition(fields, operator)
-    if operator in ("in", "not in"):
-        values = [value] if isinstance(value, str) else value
-        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-            return "value", f"{operator!r} needs a list of strings (or one string)", None
-        if len(values) > MAX_VALUES or any(len(v) > MAX_VALUE_CHARS for v in values):
-            return "value", f"at most {MAX_VALUES} strings of at most {MAX_VALUE_CHARS} characters", None
-        return "", "", Condition(fields, operator, tuple(values))
-    if operator in DATE_OPERATORS:
-        day = _day(value)
-        if day is None:
-            return "value", f"{operator!r} needs a date: YYYY-MM-DD, an ISO date-time or Unix seconds", None
-        return "", "", Condition(fields, operator, day)
-    if not isinstance(value, str) or len(value) > MAX_VALUE_CHARS:
-        return "value", f"{operator!r} needs a string of at most {MAX_VALUE_CHARS} characters", None
-    return "", "", Condition(fields, operator, value)
+    for part, problem in (("name", names_problem(names)), ("comparison_operator", operator_problem(names, operator))):
+        if problem:
+            return part, problem, None
+    normal, problem = _value(str(operator), value)
+    if problem:
+        return "value", problem, None
+    return "", "", Condition(field_names(names), str(operator), normal)
 
 
 def _in_category(category: str, value: str) -> bool:

@@ -26,12 +26,12 @@ fields refused); they document the contract for an OpenAPI generator too.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask import Blueprint, Flask, g, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from kb.conditions import OPERATORS, Condition, check_condition
+from kb.conditions import OPERATORS, Condition, check_condition, names_problem, operator_problem, value_problem
 from kb.errors import AuthRequiredError, QueryError
 from kb.redaction import redact
 from kb.retrieval import retrieve
@@ -55,7 +55,7 @@ class _Strict(BaseModel):
 class RetrievalSetting(_Strict):
     """How many records, and the lowest score accepted."""
 
-    top_k: int = Field(description="The most records to return, 1 to MAX_K (50 by default).")
+    top_k: int = Field(description="The most records to return, 1 to KB_MAX_K (50 by default).")
     score_threshold: float = Field(ge=0.0, le=1.0, description="The lowest score returned (Dify sends 0 when off).")
 
     @field_validator("top_k")
@@ -67,16 +67,53 @@ class RetrievalSetting(_Strict):
         return value
 
 
-class MetadataConditionItem(_Strict):
-    """One condition on a record's metadata (kb/conditions.py lists the fields and operators)."""
+def _names(value: object) -> object:
+    problem = names_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
-    name: str | list[str] = Field(description="A metadata field, or a list of them (any may match).")
+
+def _json_value(value: object) -> object:
+    """A condition's value as Dify types it: a string, a number, a list of strings, or null."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    strings = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if value is None or isinstance(value, str) or number or strings:
+        return value
+    raise ValueError("must be a string, a number, a list of strings or null")
+
+
+class MetadataConditionItem(_Strict):
+    """One condition on a record's metadata (kb/conditions.py lists the fields and the operators each takes)."""
+
+    name: Annotated[str | list[str], BeforeValidator(_names)] = Field(
+        description="A metadata field, or a list of them (the condition holds when it holds for any)."
+    )
     comparison_operator: Literal[OPERATORS] = Field(description="One of Dify's comparison operators.")
-    value: str | list[str] | int | float | None = Field(default=None, description="Omitted for empty, not empty.")
+    value: Annotated[str | list[str] | int | float | None, BeforeValidator(_json_value)] = Field(
+        default=None, validate_default=True, description="Omitted (or null) for empty and not empty."
+    )
+
+    @field_validator("comparison_operator")
+    @classmethod
+    def _operator_fits_the_fields(cls, operator: str, info: ValidationInfo) -> str:
+        problem = operator_problem(info.data["name"], operator) if "name" in info.data else None
+        if problem:
+            raise ValueError(problem)
+        return operator
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_the_operator(cls, value: object, info: ValidationInfo) -> object:
+        operator = info.data.get("comparison_operator")
+        problem = value_problem(operator, value) if operator is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class MetadataCondition(_Strict):
-    """Dify's metadata_condition: conditions joined by and (default) or or."""
+    """Dify's metadata_condition: conditions joined by and (the default) or or; null conditions are none."""
 
     logical_operator: Literal["and", "or"] | None = "and"
     conditions: list[MetadataConditionItem] | None = Field(default=None, max_length=MAX_CONDITIONS)
@@ -103,7 +140,7 @@ class RetrievalRequest(_Strict):
         return value
 
 
-class RecordMetadata(BaseModel):
+class RetrievalRecordMetadata(BaseModel):
     """Where to cite a record, and its own similarity to the query."""
 
     sop_id: str
@@ -118,19 +155,19 @@ class RecordMetadata(BaseModel):
     similarity: float | None = Field(description="The section's cosine similarity; null when search is degraded.")
 
 
-class Record(BaseModel):
+class RetrievalRecord(BaseModel):
     """One record: an SOP's cited section as plain text (shared values resolved)."""
 
     content: str
     score: float = Field(ge=0.0, le=1.0)
     title: str
-    metadata: RecordMetadata
+    metadata: RetrievalRecordMetadata
 
 
-class RetrievalResponse(BaseModel):
+class RetrievalAnswer(BaseModel):
     """Records best first, scores never increasing."""
 
-    records: list[Record]
+    records: list[RetrievalRecord]
 
 
 class DifyError(BaseModel):
@@ -168,7 +205,7 @@ def _field(location: tuple) -> str:
 
 
 def _problems(error: ValidationError) -> list[dict]:
-    """Every problem pydantic found, each naming its field (union members folded into one problem per field)."""
+    """Every problem pydantic found, each naming its field as the client does (retrieval_setting.top_k)."""
     wording = {
         "missing": "required",
         "extra_forbidden": "unknown field",
@@ -179,37 +216,24 @@ def _problems(error: ValidationError) -> list[dict]:
         "dict_type": "must be an object",
         "list_type": "must be a list",
     }
-    unions = {
-        "name": "must be a field name or a list of them",
-        "value": "must be a string, a list of strings or a number",
-    }
     problems: dict[str, str] = {}
     for item in error.errors(include_url=False, include_input=False):
-        location, ctx = tuple(item["loc"]), item.get("ctx", {})
-        if len(location) > 1 and location[-2] in unions and location[-1] in ("str", "list[str]", "int", "float"):
-            problems.setdefault(_field(location[:-1]), unions[location[-2]])  # one problem for the union's field
-            continue
+        ctx = item.get("ctx", {})
         message = wording.get(item["type"]) or {
             "literal_error": f"must be {ctx.get('expected')}",
             "greater_than_equal": f"must be at least {ctx.get('ge')}",
             "less_than_equal": f"must be at most {ctx.get('le')}",
         }.get(item["type"], str(ctx.get("error") or item["msg"]))
-        problems.setdefault(_field(location) or "body", message[:1].lower() + message[1:])
+        problems.setdefault(_field(tuple(item["loc"])) or "body", message[:1].lower() + message[1:])
     return [{"field": field, "message": message} for field, message in problems.items()]
 
 
-def _conditions(parsed: MetadataCondition | None) -> tuple[list[Condition], str, list[dict]]:
-    """The checked conditions, the logical operator, and a problem per condition kb cannot check."""
+def _conditions(parsed: MetadataCondition | None) -> tuple[list[Condition], str]:
+    """The checked conditions (the models checked every part already) and the logical operator."""
     if parsed is None:
-        return [], "and", []
-    checked, problems = [], []
-    for index, item in enumerate(parsed.conditions or []):
-        part, problem, condition = check_condition(item.name, item.comparison_operator, item.value)
-        if condition is None:
-            problems.append({"field": f"metadata_condition.conditions[{index}].{part}", "message": problem})
-        else:
-            checked.append(condition)
-    return checked, parsed.logical_operator or "and", problems
+        return [], "and"
+    found = [check_condition(c.name, c.comparison_operator, c.value)[2] for c in parsed.conditions or []]
+    return [c for c in found if c is not None], parsed.logical_operator or "and"
 
 
 def _refuse(problems: list[dict]) -> QueryError:
@@ -233,9 +257,7 @@ def retrieval():
         parsed = RetrievalRequest.model_validate(body, context=context)
     except ValidationError as error:
         raise _refuse(_problems(error)) from None
-    conditions, logical, problems = _conditions(parsed.metadata_condition)
-    if problems:
-        raise _refuse(problems)
+    conditions, logical = _conditions(parsed.metadata_condition)
     setting = parsed.retrieval_setting
     found = retrieve(
         searcher(), parsed.knowledge_id, parsed.query, setting.top_k, setting.score_threshold, conditions, logical
@@ -253,12 +275,12 @@ def retrieval():
     )
     root = request.host_url.rstrip("/")
     records = [
-        Record(
+        RetrievalRecord(
             content=r.content,
             score=r.score,
             title=r.title,
-            metadata=RecordMetadata(**{**r.metadata, "url": root + r.metadata["url"]}),
+            metadata=RetrievalRecordMetadata(**{**r.metadata, "url": root + r.metadata["url"]}),
         )
         for r in found.records
     ]
-    return jsonify(RetrievalResponse(records=records).model_dump())
+    return jsonify(RetrievalAnswer(records=records).model_dump())
