@@ -74,7 +74,18 @@ LAYERS = [
             "kb.webhook_urls",
         },
     ),
-    ("search and workflow", {"kb.search", "kb.workflow", "kb.publishing", "kb.watch", "kb.webhook_delivery"}),
+    (
+        "search and workflow",
+        {
+            "kb.search",
+            "kb.workflow",
+            "kb.publishing",
+            "kb.watch",
+            "kb.webhook_delivery",
+            "kb.retrieval",
+            "kb.conditions",
+        },
+    ),
     ("web and cli", {"kb.web", "kb.cli", "kb.cli_accounts", "kb.cli_webhooks"}),
 ]
 

@@ -159,3 +159,15 @@ def test_the_same_filter_again_gives_the_same_answer(index, vectors):
     for other in (Filters(type="sop"), None, Filters(category="payouts")):
         index.search(vectors[9], 10, other)
     assert index.search(vectors[9], 10, rare) == first
+
+
+@pytest.mark.parametrize("threshold", [ROWS + 1, THRESHOLD], ids=["exact", "hnsw"])
+def test_similarities_are_the_cosines_of_the_named_sections_in_their_order(tmp_path, vectors, threshold):
+    index = make_index(tmp_path, vectors, threshold=threshold)
+    query = normalise(vectors[5:6] + vectors[42:43])[0]
+    keys = ["k42", "k5", "k299", "k0"]
+    expected = [float(vectors[int(k[1:])] @ query) for k in keys]
+    assert index.similarities(query, keys) == pytest.approx(expected, abs=1e-5)
+    assert index.similarities(query, []) == []
+    with pytest.raises(KeyError):
+        index.similarities(query, ["nope"])

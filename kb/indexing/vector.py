@@ -74,6 +74,7 @@ class VectorIndex:
         self._index = index
         self._keys = list(keys)
         self._documents = documents
+        self._rows = {key: row for row, key in enumerate(self._keys)}
         self._passing: dict[Filters, _Passing] = {}
         self._lock = threading.Lock()
         self._graph = isinstance(index, faiss.IndexHNSW)
@@ -160,3 +161,19 @@ class VectorIndex:
             index = self._flat  # every row is asked for: a scan returns them all, which a graph need not
         scores, rows = index.search(query, min(limit, candidates), params=params)
         return [(self._keys[r], float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+    def similarities(self, vector: np.ndarray, keys: Sequence[str]) -> list[float]:
+        """The cosine of the query vector with each named section (its stored unit vector), in the keys' order.
+
+        Args:
+            vector: the unit query vector.
+            keys: section keys of this index.
+
+        Raises:
+            KeyError: a key is not in the index.
+        """
+        if not keys:
+            return []
+        rows = np.array([self._rows[key] for key in keys], dtype=np.int64)
+        stored = self._flat.reconstruct_batch(rows)
+        return [float(s) for s in stored @ np.asarray(vector, dtype=np.float32).reshape(-1)]

@@ -2,9 +2,10 @@
 
 Each area is a blueprint of its own (a kb.web.contract.Area, whose routes declare their request and answer
 models): kb/web/api_search.py (search), api_documents.py (documents, categories, history), api_authoring.py
-(drafts, review, publish), api_admin.py (audit, health) and api_reference.py (the OpenAPI document and its
+(drafts, review, publish), api_admin.py (audit, health), api_retrieval.py (Dify's
+External Knowledge API, POST /retrieval, a plain blueprint with its own error shape) and api_reference.py (the OpenAPI document and its
 reference page). register() adds them all, exempts them from CSRF (the API takes API keys, never the session
-cookie) and checks every /api/ request against ROUTE_SCOPES before its fields are validated.
+cookie) and checks every request to the machine API (kb/web/paths.py: /api/ and /retrieval) against ROUTE_SCOPES before its fields are validated.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import Flask, request
 
 from kb.accounts import SCOPE_ROLES
 from kb.web import auth
+from kb.web.paths import takes_key
 
 PUBLIC = "public"  # not a scope: anyone may call the route, with or without a key (the contract itself)
 ANONYMOUS_SCOPES = frozenset({"search", "read"})  # routes of these scopes answer without credentials too
@@ -40,6 +42,7 @@ ROUTE_SCOPES = {
     ("POST", "/api/v1/drafts/<draft_id>/return"): "review",
     ("POST", "/api/v1/drafts/<draft_id>/approve"): "review",
     ("GET", "/api/v1/audit"): "admin",
+    ("POST", "/retrieval"): "search",
 }
 
 
@@ -51,7 +54,7 @@ def route_scope(method: str, rule: str) -> str | None:
 def check_access() -> None:
     """Before a /api/ request is validated: a key needs the route's scope (403 naming it), and a route that is
     not open to anonymous callers needs a user with the scope's role (401, or 403 with the role)."""
-    if request.url_rule is None or not request.path.startswith("/api/"):
+    if request.url_rule is None or not takes_key(request.path):
         return
     scope = route_scope(request.method, request.url_rule.rule)
     if scope == PUBLIC:
@@ -63,10 +66,13 @@ def check_access() -> None:
 
 def register(app: Flask) -> None:
     """Register every area of the API on the app (flask-openapi3's register_api: routes and their models)."""
-    from kb.web import api_admin, api_authoring, api_documents, api_reference, api_search
+    from kb.web import api_admin, api_authoring, api_documents, api_reference, api_retrieval, api_search
 
     for area in (api_search, api_documents, api_authoring, api_admin, api_reference):
         auth.csrf.exempt(area.bp)
         app.register_api(area.bp)
+    auth.csrf.exempt(api_retrieval.bp)
+    app.register_blueprint(api_retrieval.bp)  # Dify's shape, not the contract's: validated by its own models
+    api_retrieval.register(app)
     app.register_blueprint(api_reference.assets)
     app.before_request(check_access)

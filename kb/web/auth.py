@@ -26,6 +26,7 @@ from kb.errors import AuthRequiredError, ForbiddenError, InputError
 from kb.files import atomic_write, file_lock
 from kb.web import limits
 from kb.web.limits import LOCKOUT_SECONDS, MAX_FAILED_LOGINS, WRITE_METHODS, client_address
+from kb.web.paths import takes_key
 
 __all__ = ["LOCKOUT_SECONDS", "MAX_FAILED_LOGINS", "client_address", "current_user", "require", "safe_next"]
 bp = Blueprint("auth", __name__)
@@ -62,7 +63,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def load_user() -> None:
         g.user, g.via_key, g.key_scopes = None, False, frozenset()
-        if request.path.startswith("/api/"):
+        if takes_key(request.path):
             header = request.headers.get("Authorization", "")
             if header:
                 g.user, g.key_scopes = _key_user(header)
@@ -103,14 +104,20 @@ def init_app(app: Flask) -> None:
         return {"user": g.get("user"), "has_role": accounts.has_role}
 
 
+def bearer_key(header: str) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header; None when the header is not of that form."""
+    scheme, _, key = header.partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
 def _key_user(header: str) -> tuple[accounts.User, frozenset[str]]:
     """The user of an API key header and the key's scopes; a bad one is counted per address and refused."""
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = bearer_key(header)
+    if key is None:
         g.key_failed = True
         raise AuthRequiredError("Authorization: use 'Bearer <API key>'", {"field": "Authorization"})
     with connection() as db:
-        grant = accounts.key_grant(db, key.strip())
+        grant = accounts.key_grant(db, key)
     if grant is None:
         g.key_failed = True
         audit_event("login_failed", outcome="denied", details={"via": "api key"})
@@ -152,7 +159,7 @@ def _authoring_route() -> bool:
     """Whether this request goes to a route that changes content, reviews it or administers (not search)."""
     if request.blueprint in ("authoring", "webhooks"):
         return True
-    return (request.blueprint or "").startswith("api_") and request.blueprint != "api_search"
+    return (request.blueprint or "").startswith("api_") and request.blueprint not in ("api_search", "api_retrieval")
 
 
 class connection:  # noqa: N801 - used like a function: `with connection() as db`

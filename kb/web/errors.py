@@ -3,22 +3,28 @@
 Every message and every string in details is redacted here, once for every error: a value echoed
 back (a filter, a field, a name) never carries a card number out. A refused request (400, 422) names
 its first field in details.field and lists every problem in details.problems, [{"field", "message"}]
-(kb/web/contract.py lists several when a request's models find several; a single check lists one).
+(kb/web/contract.py lists several when a request's models find several; a single check lists one). A route that must answer another
+protocol's error shape (Dify's /retrieval) registers a shape for its path (register_shape); every error
+on that path, from any hook or view, is then answered in it.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from urllib.parse import urlencode
 
-from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Flask, Response, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from kb.errors import AuthRequiredError, ForbiddenError, InputError, KbError, QueryError, StorageError, TooLargeError
 from kb.redaction import install_log_filter, redact, redact_data
+from kb.web.paths import takes_key
 
 log = logging.getLogger(__name__)
+# (HTTP status, kb error code, message, details) -> (body, HTTP status)
+Shape = Callable[[int, str, str, object], tuple[dict, int]]
 
 
 def error_body(code: str, message: str, details: object = None) -> dict:
@@ -36,13 +42,33 @@ def _with_problems(error: KbError) -> object:
     return {**details, "problems": [{"field": field, "message": message}]}
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/healthz"
+def register_shape(app: Flask, path: str, shape: Shape) -> None:
+    """Answer every error on one path in another shape (shape gets the status, code, message and details)."""
+    app.extensions["kb"].setdefault("error_shapes", {})[path] = shape
+
+
+def _shape() -> Shape | None:
+    return current_app.extensions.get("kb", {}).get("error_shapes", {}).get(request.path)
+
+
+def wants_json() -> bool:
+    """Whether this request's errors are answered in JSON (the machine API and /healthz) rather than a page."""
+    return takes_key(request.path) or request.path == "/healthz"
+
+
+def json_error(status: int, code: str, message: str, details: object = None) -> Response:
+    """A JSON error answer: the one error shape, or the shape registered for this path."""
+    shape = _shape()
+    body, status = shape(status, code, message, details) if shape else (error_body(code, message, details), status)
+    response = jsonify(body)
+    response.status_code = status
+    return response
 
 
 def _respond(status: int, code: str, message: str, details: object = None):
-    if _wants_json():
-        return jsonify(error_body(code, message, details)), status
+    if wants_json():
+        response = json_error(status, code, message, details)
+        return response, response.status_code
     return render_template("error.html", status=status, message=message), status
 
 
@@ -59,7 +85,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(KbError)
     def kb_error(error: KbError):
-        if isinstance(error, AuthRequiredError) and not _wants_json() and request.method == "GET":
+        if isinstance(error, AuthRequiredError) and not wants_json() and request.method == "GET":
             return redirect(url_for("auth.login", next=_redacted_path()), code=303)
         if isinstance(error, ForbiddenError):
             from kb.web import auth
