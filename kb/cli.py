@@ -157,8 +157,7 @@ def _searcher(ctx: click.Context):
 @click.pass_context
 def search_command(ctx, query, mode, k, business_line, category, doc_type, as_json) -> None:
     """Search the library and print the best SOP sections."""
-    import html
-    import re
+    from kb.snippets import plain_text
 
     filters = {"business_line": business_line, "category": category, "type": doc_type}
     results = _searcher(ctx).search(query, k, mode, filters if any(filters.values()) else None)
@@ -168,10 +167,9 @@ def search_command(ctx, query, mode, k, business_line, category, doc_type, as_js
     if not results.hits:
         click.echo("no results")
     for rank, hit in enumerate(results.hits, start=1):
-        snippet = html.unescape(re.sub(r"</?mark>", "", hit.snippet))
         click.echo(f"{rank}. {hit.title} [{hit.sop_id}] > {hit.heading}  (score {hit.score:.4f})")
         click.echo(f"   {hit.url}")
-        click.echo(f"   {snippet}")
+        click.echo(f"   {plain_text(hit.snippet)}")
 
 
 @main.command("eval")
