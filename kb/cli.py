@@ -279,7 +279,12 @@ def _prepare_query_model(settings: dict) -> None:
 
 from kb.cli_accounts import keys_group, users_group  # noqa: E402 - the groups are defined after main
 from kb.cli_bench import bench_command  # noqa: E402 - registered after main like the groups
+from kb.cli_mcp import mcp_command  # noqa: E402 - registered after main like the groups
 
 main.add_command(users_group)
 main.add_command(keys_group)
 main.add_command(bench_command)
+main.add_command(mcp_command)
+
+if __name__ == "__main__":  # python -m kb.cli
+    main()

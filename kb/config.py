@@ -28,7 +28,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins
+    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins | hosts
     choices: tuple[str, ...] = ()
 
 
@@ -161,6 +161,13 @@ SETTINGS: tuple[Setting, ...] = (
         "origins",
     ),
     Setting(
+        "MCP_ALLOWED_HOSTS",
+        "127.0.0.1:*,localhost:*,[::1]:*",
+        "Host headers /mcp answers (comma-separated host or host:port, host:* for any port), and their http(s) "
+        "origins for browsers; others get 421 (DNS-rebinding protection). Empty: no Host or Origin check.",
+        "hosts",
+    ),
+    Setting(
         "RATE_LIMIT_STORAGE",
         "memory://",
         "Where rate-limit counts live: memory:// (each process its own) or redis://host:port/db (shared).",
@@ -194,7 +201,7 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return number
     if setting.kind == "path":
         return Path(value).expanduser().resolve()
-    if setting.kind == "origins" and isinstance(value, (list, tuple)):
+    if setting.kind in ("origins", "hosts") and isinstance(value, (list, tuple)):
         value = ",".join(map(str, value))  # already parsed (settings passed on to create_app)
     text = str(value)
     if setting.kind == "rate":
@@ -203,6 +210,8 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return _storage(setting, text)
     if setting.kind == "origins":
         return _origins(setting, text)
+    if setting.kind == "hosts":
+        return _hosts(setting, text)
     if setting.kind == "choice" and text not in setting.choices:
         allowed = ", ".join(setting.choices)
         raise ConfigError(f"setting {setting.name}: {text!r} is not one of {allowed}")
@@ -237,6 +246,21 @@ def _origins(setting: Setting, text: str) -> tuple[str, ...]:
             " (scheme and host, optional port; no '*', path or trailing slash)"
         )
     return origins
+
+
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:([0-9]{1,5}|\*))?$")
+
+
+def _hosts(setting: Setting, text: str) -> tuple[str, ...]:
+    """Host header patterns such as 'kb.example.com, 127.0.0.1:*' (host, host:port, or host:* for any port)."""
+    hosts = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [h for h in hosts if not _HOST.match(h)]
+    if bad:
+        raise ConfigError(
+            f"setting {setting.name}: {bad[0]!r} is not a host such as kb.example.com, kb.example.com:8443"
+            " or 127.0.0.1:* (no scheme, path or '*' host)"
+        )
+    return hosts
 
 
 def _storage(setting: Setting, text: str) -> str:

@@ -30,7 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
     app.extensions["kb"] = {"searcher": searcher_, "workflow": workflow_, "history": History(settings["CONTENT_DIR"])}
 
-    from kb.web import api, auth, authoring, cors, errors, limits, pages, validation
+    from kb.web import api, auth, authoring, cors, errors, limits, mcp, pages, validation
 
     errors.register(app)
     limits.init_app(app)  # first: a flood is counted before anything else reads the request
@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     cors.init_app(app)  # KB_CORS_ORIGINS only
     api.register(app)  # every area of the JSON API; exempt from CSRF (it takes API keys, never the cookie)
+    mcp.init_app(app)  # POST /mcp: the MCP tools over streamable HTTP, API keys only
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(authoring.bp)

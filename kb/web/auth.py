@@ -6,7 +6,7 @@ carries the user's session generation from log-in; every request compares it
 with the database, so log-out, a password, role or disabled change ends every
 session of that user in every worker. The JSON API uses
 ``Authorization: Bearer <key>`` only, never the cookie, so no API call can be
-forged from another site. Every refusal is written to the audit log; write
+forged from another site; so does /mcp (kb/web/mcp.py). Every refusal is written to the audit log; write
 attempts without credentials are too, capped per address (kb.web.limits).
 """
 
@@ -25,6 +25,7 @@ from kb import accounts, audit, store
 from kb.errors import AuthRequiredError, ForbiddenError, InputError
 from kb.files import atomic_write, file_lock
 from kb.web import limits
+from kb.web.errors import is_api_path
 from kb.web.limits import LOCKOUT_SECONDS, MAX_FAILED_LOGINS, WRITE_METHODS, client_address
 
 __all__ = ["LOCKOUT_SECONDS", "MAX_FAILED_LOGINS", "client_address", "current_user", "require", "safe_next"]
@@ -62,7 +63,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def load_user() -> None:
         g.user, g.via_key, g.key_scopes = None, False, frozenset()
-        if request.path.startswith("/api/"):
+        if is_api_path(request.path):
             header = request.headers.get("Authorization", "")
             if header:
                 g.user, g.key_scopes = _key_user(header)

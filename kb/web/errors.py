@@ -19,13 +19,21 @@ from kb.redaction import install_log_filter, redact, redact_data
 log = logging.getLogger(__name__)
 
 
+MCP_PATH = "/mcp"
+
+
+def is_api_path(path: str) -> bool:
+    """Whether a path is one of the machine interfaces (the JSON API, /mcp): API keys only, errors as JSON."""
+    return path.startswith("/api/") or path == MCP_PATH
+
+
 def error_body(code: str, message: str, details: object = None) -> dict:
     """The API's error shape."""
     return {"error": {"code": code, "message": message, "details": details}}
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/healthz"
+    return is_api_path(request.path) or request.path == "/healthz"
 
 
 def _respond(status: int, code: str, message: str, details: object = None):

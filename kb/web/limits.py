@@ -5,7 +5,7 @@ application-wide Flask-Limiter limit with its own scope, checked before any
 other hook of a request:
 
     scope           counts                                         key
-    search          GET/POST /api/v1/search, the search page        address; API key or user
+    search          GET/POST /api/v1/search, the search page, /mcp  address; API key or user
     login           POST /login                                    address
     login-failures  failed log-ins (MAX_FAILED_LOGINS per LOCKOUT)  name and address together
     key-failures    failed API-key authentications                 address
@@ -38,7 +38,7 @@ from limits import parse
 
 from kb import accounts
 from kb.errors import InputError, RateLimitedError
-from kb.web.errors import error_body
+from kb.web.errors import error_body, is_api_path
 
 log = logging.getLogger(__name__)
 STRATEGY = "moving-window"  # exact: never more than N in any window, no burst at window edges
@@ -46,7 +46,7 @@ KEY_PREFIX = "kb"
 MAX_FAILED_LOGINS = 5  # failed log-ins for one name from one address within LOCKOUT_SECONDS
 LOCKOUT_SECONDS = 15 * 60
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-SEARCH_ENDPOINTS = frozenset({"api_search.search_get", "api_search.search_post", "pages.search_page"})
+SEARCH_ENDPOINTS = frozenset({"api_search.search_get", "api_search.search_post", "pages.search_page", "mcp.endpoint"})
 READ_EXEMPT = frozenset({"static", "api_admin.healthz"})  # a load balancer's health checks are never refused
 LOGIN_ENDPOINT = "auth.login"
 REDIS_TIMEOUT = 0.5  # seconds: an unreachable Redis costs at most this before the in-memory fallback
@@ -69,7 +69,7 @@ def client_address() -> str:
 def credential() -> str:
     """Who a request claims to be, for per-credential limits: a hash of its API key, a session's user, or ''."""
     header = request.headers.get("Authorization", "")
-    if request.path.startswith("/api/"):
+    if is_api_path(request.path):
         key = header.partition(" ")[2].strip()
         return "key:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24] if key else ""
     name = session.get("user")
@@ -115,7 +115,7 @@ def _limits(settings: dict) -> list[ApplicationLimit]:
         return lambda: not all(condition() for condition in conditions)
 
     def has_key() -> bool:
-        return request.path.startswith("/api/") and bool(request.headers.get("Authorization"))
+        return is_api_path(request.path) and bool(request.headers.get("Authorization"))
 
     def failed(flag: str):
         return lambda response: bool(g.get(flag))  # counted after the answer, only when the view set the flag
@@ -199,7 +199,7 @@ def _exceeded(error: RateLimitExceeded):
 
 def too_many(error: RateLimitedError):
     """A 429 with Retry-After: JSON for the API, the log-in page for log-ins, an error page for other pages."""
-    if request.path.startswith("/api/") or request.path == "/healthz":
+    if is_api_path(request.path) or request.path == "/healthz":
         response = jsonify(error_body(error.code, error.message, error.details))
     elif request.endpoint == LOGIN_ENDPOINT:
         from kb.web import auth
