@@ -38,6 +38,8 @@ ACTIONS = (
     "permission_denied",
     "unauthenticated_write",
     "external_change",
+    "tickets_imported",
+    "tickets_removed",
 )
 OUTCOMES = ("ok", "denied", "failed")
 MAX_LIMIT = 1000

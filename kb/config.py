@@ -96,6 +96,20 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("CANDIDATES", 100, "Sections each retriever returns before fusion.", "int"),
     Setting(
+        "ASSIST_MIN_CONFIDENCE",
+        0.9,
+        "POST /api/v1/assist: calibrated category confidence from which the classifier alone makes a ticket "
+        "answerable (its top category must also be served by a result).",
+        "float",
+    ),
+    Setting(
+        "ASSIST_MIN_SIMILARITY",
+        0.42,
+        "POST /api/v1/assist: cosine between the ticket and its closest SOP section or category phrasing from "
+        "which search alone makes a ticket answerable.",
+        "float",
+    ),
+    Setting(
         "MAX_REQUEST_BYTES",
         2_000_000,
         "Largest request body accepted, in bytes (a whole document as JSON fits); larger ones get 413 unread.",

@@ -61,9 +61,15 @@ LAYERS = [
             "kb.documents",
         },
     ),
-    ("indexing and repository", {"kb.indexing", "kb.repository", "kb.library", "kb.store", "kb.accounts", "kb.audit"}),
-    ("search and workflow", {"kb.search", "kb.workflow", "kb.publishing", "kb.watch"}),
-    ("web and cli", {"kb.web", "kb.cli", "kb.cli_accounts", "kb.cli_mcp", "kb.mcp_server", "kb.mcp_models"}),
+    (
+        "indexing and repository",
+        {"kb.indexing", "kb.repository", "kb.library", "kb.store", "kb.accounts", "kb.audit", "kb.tickets"},
+    ),
+    ("search and workflow", {"kb.search", "kb.assist", "kb.workflow", "kb.publishing", "kb.watch"}),
+    (
+        "web and cli",
+        {"kb.web", "kb.cli", "kb.cli_accounts", "kb.cli_tickets", "kb.cli_mcp", "kb.mcp_server", "kb.mcp_models"},
+    ),
 ]
 
 

@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 
+from kb.assist import Assistant
 from kb.config import load_settings
 from kb.history import History
 from kb.search import Searcher
@@ -28,7 +29,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
     searcher_ = Searcher(settings)
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
-    app.extensions["kb"] = {"searcher": searcher_, "workflow": workflow_, "history": History(settings["CONTENT_DIR"])}
+    app.extensions["kb"] = {
+        "searcher": searcher_,
+        "assistant": Assistant(searcher_),
+        "workflow": workflow_,
+        "history": History(settings["CONTENT_DIR"]),
+    }
 
     from kb.web import api, auth, authoring, cors, errors, limits, mcp, pages, validation
 

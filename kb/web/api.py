@@ -1,7 +1,8 @@
 """The JSON API, version 1: shared request helpers, the key scope of every route, and its areas.
 
-Each area is a blueprint of its own: kb/web/api_search.py (search), api_documents.py (documents,
-categories, history), api_authoring.py (drafts, review, publish) and api_admin.py (audit, health).
+Each area is a blueprint of its own: kb/web/api_search.py (search), api_assist.py (a whole ticket),
+api_documents.py (documents, categories, history), api_authoring.py (drafts, review, publish) and
+api_admin.py (audit, health).
 register() adds them all, exempts them from CSRF (the API takes API keys, never the session cookie) and
 checks every /api/ request made with a key against ROUTE_SCOPES.
 """
@@ -17,6 +18,7 @@ from kb.web import auth
 ROUTE_SCOPES = {
     ("GET", "/api/v1/search"): "search",
     ("POST", "/api/v1/search"): "search",
+    ("POST", "/api/v1/assist"): "search",
     ("GET", "/api/v1/sops"): "read",
     ("GET", "/api/v1/sops/<sop_id>"): "read",
     ("GET", "/api/v1/categories"): "read",
@@ -47,9 +49,9 @@ def check_key_scope() -> None:
 
 def register(app: Flask) -> None:
     """Register every area of the API on the app."""
-    from kb.web import api_admin, api_authoring, api_documents, api_search
+    from kb.web import api_admin, api_assist, api_authoring, api_documents, api_search
 
-    for area in (api_search, api_documents, api_authoring, api_admin):
+    for area in (api_search, api_assist, api_documents, api_authoring, api_admin):
         auth.csrf.exempt(area.bp)
         app.register_blueprint(area.bp)
     app.before_request(check_key_scope)
