@@ -16,11 +16,12 @@ import click
 @click.command("mcp")
 @click.pass_context
 def mcp_command(ctx: click.Context) -> None:
-    """Serve kb's tools to an MCP client over stdio (search_sops, get_sop, list_categories).
+    """Serve kb's tools to an MCP client over stdio (search_sops, get_sop, list_categories, assist_ticket).
 
     Point the client at this command with KB_CONTENT_DIR and KB_DATA_DIR set as for `kb serve`; run
     `kb index` first. Logs go to stderr; stdout carries only the protocol.
     """
+    from kb.assist import Assistant
     from kb.history import History
     from kb.mcp_server import build_server
     from kb.search import Searcher
@@ -34,4 +35,4 @@ def mcp_command(ctx: click.Context) -> None:
         threading.Thread(target=searcher.warm_up, name="kb-warm-up", daemon=True).start()
         yield {}
 
-    build_server(searcher, History(settings["CONTENT_DIR"]), lifespan=warm_up).run("stdio")
+    build_server(searcher, History(settings["CONTENT_DIR"]), Assistant(searcher), lifespan=warm_up).run("stdio")

@@ -6,6 +6,7 @@ kb/mcp_models.py), so clients receive structured content:
     search_sops      query, k?, mode?, business_line?, category?, type?  -> ranked SOPs, each cited
     get_sop          sop_id, revision?                                   -> metadata, sections, Markdown, revision
     list_categories                                                      -> the ticket taxonomy with its SOPs
+    assist_ticket    subject, body, business_line?, category?, k?        -> POST /api/v1/assist's answer (kb.assist)
 
 A bad argument (the input schema, or kb's own checks), an unknown SOP or a missing index is a tool error
 (isError, text "field: problem"); card numbers are masked in every message, and an argument's value is never
@@ -29,6 +30,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from kb import __version__
+from kb.assist import DEFAULT_RESULTS, Assistant
 from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import KbError, NotFoundError
 from kb.history import History
@@ -36,6 +38,7 @@ from kb.mcp_models import SearchAnswer, Sop, Taxonomy
 from kb.redaction import redact, redact_data
 from kb.results import MODES
 from kb.search import Searcher
+from kb.web.api_assist import AssistAnswer
 from kb.web.validation import check_text
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,9 @@ NAME = "kb"
 INSTRUCTIONS = (
     "kb holds the standard operating procedures (SOPs) and policies of payment customer support. "
     "Find the SOP for a customer's problem with search_sops, read it whole with get_sop, and cite the "
-    "sop_id, section anchor and revision you relied on. list_categories shows the ticket taxonomy. "
+    "sop_id, section anchor and revision you relied on. For a whole ticket, assist_ticket gives its likely "
+    "categories, the sections to cite and a customer macro, and says when kb cannot answer: then do not guess. "
+    "list_categories shows the ticket taxonomy. "
     "Never send card numbers: kb masks them."
 )
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -112,10 +117,13 @@ async def redact_protocol_errors(ctx, call_next):
 def build_server(
     searcher: Searcher,
     history: History,
+    assistant: Assistant | None = None,
     lifespan: Callable[[MCPServer], AbstractAsyncContextManager[Any]] | None = None,
 ) -> KbMCP:
-    """The MCP server with kb's tools over one Searcher (the served index) and the content's History."""
+    """The MCP server with kb's tools over one Searcher (the served index), the content's History and an
+    Assistant (one over the Searcher when none is given)."""
     settings = searcher.settings
+    assistant = assistant or Assistant(searcher)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     server = KbMCP(NAME, title="kb", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
@@ -198,9 +206,41 @@ def build_server(
         the categories no SOP serves yet. A category id narrows search_sops."""
         return Taxonomy.from_taxonomy(searcher.taxonomy())
 
-    server.arguments = {
-        "search_sops": frozenset(search_sops.__annotations__) - {"return"},
-        "get_sop": frozenset(get_sop.__annotations__) - {"return"},
-        "list_categories": frozenset(),
-    }
+    @server.tool(title="Answer a support ticket", annotations=READ_ONLY, structured_output=True)
+    def assist_ticket(
+        subject: Annotated[
+            str, Field(max_length=settings["MAX_REQUEST_BYTES"], description="The ticket's subject; '' if none.")
+        ],
+        body: Annotated[
+            str,
+            Field(
+                max_length=settings["MAX_REQUEST_BYTES"],
+                description="The ticket's text (either it or the subject may be empty, not both). Card numbers "
+                "are masked before anything reads it.",
+            ),
+        ],
+        business_line: Annotated[
+            Literal[BUSINESS_LINES] | None, Field(description="Only SOPs of this business line (and of 'all').")
+        ] = None,
+        category: Annotated[
+            str | None,
+            Field(
+                max_length=MAX_ID_CHARS,
+                description="Only SOPs serving this category or group, an id from list_categories (a filter).",
+            ),
+        ] = None,
+        k: Annotated[
+            int | None, Field(ge=1, le=settings["MAX_K"], description=f"How many SOPs (default {DEFAULT_RESULTS}).")
+        ] = None,
+    ) -> AssistAnswer:
+        """Answer a whole customer ticket as POST /api/v1/assist does: its three likeliest categories with
+        calibrated confidences, the SOP sections to cite (each with its plain text and citation: sop_id,
+        anchor, revision, url; stale when past its review date), the customer macro to send, and whether kb
+        can answer. When answerable is false, reason says why: do not make an answer up then."""
+        answer = assistant.assist(subject=subject, body=body, business_line=business_line, category=category, k=k)
+        log.info("mcp assist results=%d answerable=%s", len(answer["results"]), answer["answerable"])
+        return AssistAnswer.model_validate(answer)
+
+    tools = (search_sops, get_sop, list_categories, assist_ticket)
+    server.arguments = {tool.__name__: frozenset(tool.__annotations__) - {"return"} for tool in tools}
     return server

@@ -24,7 +24,7 @@ from kb.web.mcp import TOOL_SCOPES
 from tests.conftest import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = {"search_sops", "get_sop", "list_categories"}
+TOOLS = {"search_sops", "get_sop", "list_categories", "assist_ticket"}
 PAN = "4111 1111 1111 1111"
 MASKED = "[card ending 1111]"
 
@@ -62,6 +62,9 @@ async def check_tools(client: Client, sop_id: str) -> dict:
         "search_sops": await client.call_tool("search_sops", {"query": f"charged twice {PAN}", "k": 2}),
         "get_sop": await client.call_tool("get_sop", {"sop_id": sop_id}),
         "list_categories": await client.call_tool("list_categories", {}),
+        "assist_ticket": await client.call_tool(
+            "assist_ticket", {"subject": "Charged twice", "body": f"My card {PAN} was charged twice for one order."}
+        ),
     }
     for name, answer in answers.items():
         assert answer.is_error is False, answer.content
@@ -75,6 +78,9 @@ async def check_tools(client: Client, sop_id: str) -> dict:
     assert document["id"] == sop_id and document["revision"] == first["revision"]
     assert document["markdown"].startswith("---\nid: pay-duplicate-charge") and document["sections"]
     assert answers["list_categories"].structured_content["categories"][0]["children"]
+    ticket = answers["assist_ticket"].structured_content
+    assert ticket["redactions"] == 1 and ticket["results"][0]["sop_id"] == "pay-duplicate-charge"
+    assert ticket["results"][0]["citation"]["revision"] == first["revision"] and ticket["results"][0]["text"]
     return answers
 
 
@@ -156,6 +162,11 @@ def server(library):
         ("get_sop", {"sop_id": "pay-duplicate-charge", "revision": "HEAD~1~2~3"}, "revision: String should match"),
         ("get_sop", {"sop_id": "pay-duplicate-charge", "revision": "0" * 40}, "revision: all/pay-duplicate-charge"),
         ("list_categories", {"depth": 2}, "depth: unknown argument (list_categories takes no arguments)"),
+        ("assist_ticket", {"subject": "", "body": " "}, "body: the ticket has no text: give a subject, a body or both"),
+        ("assist_ticket", {"subject": "Refund"}, "body: Field required"),
+        ("assist_ticket", {"subject": "x", "body": "y", "k": 0}, "k: Input should be greater than or equal to 1"),
+        ("assist_ticket", {"subject": "x", "body": "y", "category": "no/such"}, "category: no category 'no/such'"),
+        ("assist_ticket", {"subject": "x", "body": "y", "business_line": "games"}, "business_line: Input should be"),
     ],
 )
 def test_a_bad_argument_is_a_tool_error_naming_the_field(server, tool, arguments, message):
@@ -240,6 +251,8 @@ def test_each_tool_needs_its_scope(live):
         async with http_client(url, read_only) as client:
             refused = await client.call_tool("search_sops", {"query": "refund"})
             assert refused.content[0].text == "this API key lacks the search scope (search_sops needs it)"
+            refused = await client.call_tool("assist_ticket", {"subject": "Refund", "body": "Where is my refund?"})
+            assert refused.content[0].text == "this API key lacks the search scope (assist_ticket needs it)"
             assert not (await client.call_tool("list_categories", {})).is_error
 
     run(body)

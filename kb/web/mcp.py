@@ -13,7 +13,8 @@ sees anything:
 
 and only then hands the request (its body already read) to the transport through a2wsgi, whose event loop
 thread also holds the session manager's run() task group, started on the first request of each process.
-Per tool, a key needs TOOL_SCOPES[tool] (search_sops: search; get_sop, list_categories: read); without it
+Per tool, a key needs TOOL_SCOPES[tool] (search_sops, assist_ticket: search; get_sop, list_categories:
+read); without it
 the call is a tool error naming the scope. The SDK's DNS-rebinding protection checks the Host header against
 KB_MCP_ALLOWED_HOSTS and the Origin header (browsers only) against those hosts' http(s) origins.
 """
@@ -34,13 +35,13 @@ from kb.errors import AuthRequiredError, ForbiddenError, StorageError
 from kb.mcp_server import KbMCP, build_server
 from kb.redaction import redact
 from kb.web import auth
-from kb.web.extensions import history, searcher
+from kb.web.extensions import assistant, history, searcher
 
 log = logging.getLogger(__name__)
 bp = Blueprint("mcp", __name__)
 PATH = "/mcp"
 # The scope an API key needs for each tool; a tool missing here refuses every key.
-TOOL_SCOPES = {"search_sops": "search", "get_sop": "read", "list_categories": "read"}
+TOOL_SCOPES = {"search_sops": "search", "assist_ticket": "search", "get_sop": "read", "list_categories": "read"}
 ENDPOINT_SCOPES = frozenset(TOOL_SCOPES.values())  # a key needs at least one of these to reach /mcp at all
 SCOPES_HEADER = "X-Kb-Key-Scopes"  # set by the view from the key (a client's own is dropped), read per tool call
 _SCOPES_ENVIRON = "HTTP_" + SCOPES_HEADER.upper().replace("-", "_")
@@ -147,7 +148,7 @@ def endpoint():
 def init_app(app: Flask) -> None:
     """Build this app's MCP server over its Searcher and History, and serve it at /mcp (no CSRF: keys only)."""
     with app.app_context():
-        server = build_server(searcher(), history())
+        server = build_server(searcher(), history(), assistant())
     server.middleware.append(require_tool_scope)
     app.extensions["kb"]["mcp"] = server
     app.extensions["kb"]["mcp_bridge"] = Bridge(server, app.config["KB"])
