@@ -40,6 +40,8 @@ ACTIONS = (
     "external_change",
     "webhook_added",
     "webhook_removed",
+    "tickets_imported",
+    "tickets_removed",
 )
 OUTCOMES = ("ok", "denied", "failed")
 MAX_LIMIT = 1000

@@ -78,6 +78,7 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
         full=full,
         progress=None if as_json else progress_bar,
         engine=settings["KEYWORD_ENGINE"],
+        tickets=_labelled_tickets(settings),
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -96,11 +97,37 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
                 f"{len(report.changed)} changed, {len(report.removed)} removed, {report.embedded} embedded "
                 f"({report.seconds:.2f} s)"
             )
+            click.echo(_classifier_line(report.classifier))
         if report.skipped:
             click.echo(f"skipped {len(report.skipped)} document(s): {', '.join(report.skipped)}", err=True)
     library_errors = [p for p in report.problems if p.severity == "error" and not p.file.endswith(".md")]
     if report.skipped or library_errors:
         ctx.exit(1)
+
+
+def _classifier_line(record: dict) -> str:
+    """One line on the build's category classifier."""
+    if not record.get("trained"):
+        return "category classifier: none (the taxonomy has fewer than two categories)"
+    if record.get("reused"):
+        return f"category classifier: unchanged ({record.get('examples')} examples), reused"
+    accuracy = record.get("accuracy")
+    held_out = f", held-out accuracy {accuracy:.1%}" if accuracy is not None else ""
+    return (
+        f"category classifier: trained on {record['examples']} examples ({record['phrasings']} phrasings, "
+        f"{record['tickets']} tickets) in {record['seconds']:.1f} s{held_out}"
+    )
+
+
+def _labelled_tickets(settings: dict) -> list[tuple[str, str]]:
+    """The labelled tickets of the instance database (kb tickets import), for the classifier."""
+    from contextlib import closing
+
+    from kb.store import connect
+    from kb.tickets import training_examples
+
+    with closing(connect(settings["DATA_DIR"])) as db:
+        return training_examples(db)
 
 
 @main.command("lint")
@@ -157,8 +184,7 @@ def _searcher(ctx: click.Context):
 @click.pass_context
 def search_command(ctx, query, mode, k, business_line, category, doc_type, as_json) -> None:
     """Search the library and print the best SOP sections."""
-    import html
-    import re
+    from kb.snippets import plain_text
 
     filters = {"business_line": business_line, "category": category, "type": doc_type}
     results = _searcher(ctx).search(query, k, mode, filters if any(filters.values()) else None)
@@ -168,10 +194,9 @@ def search_command(ctx, query, mode, k, business_line, category, doc_type, as_js
     if not results.hits:
         click.echo("no results")
     for rank, hit in enumerate(results.hits, start=1):
-        snippet = html.unescape(re.sub(r"</?mark>", "", hit.snippet))
         click.echo(f"{rank}. {hit.title} [{hit.sop_id}] > {hit.heading}  (score {hit.score:.4f})")
         click.echo(f"   {hit.url}")
-        click.echo(f"   {snippet}")
+        click.echo(f"   {plain_text(hit.snippet)}")
 
 
 @main.command("eval")
@@ -281,9 +306,16 @@ def _prepare_query_model(settings: dict) -> None:
 
 from kb.cli_accounts import keys_group, users_group  # noqa: E402 - the groups are defined after main
 from kb.cli_bench import bench_command  # noqa: E402 - registered after main like the groups
-from kb.cli_webhooks import webhooks_group  # noqa: E402 - registered after main like the groups
+from kb.cli_mcp import mcp_command  # noqa: E402 - registered after main like the groups
+from kb.cli_tickets import tickets_group  # noqa: E402
+from kb.cli_webhooks import webhooks_group  # noqa: E402
 
 main.add_command(users_group)
 main.add_command(keys_group)
+main.add_command(tickets_group)
 main.add_command(bench_command)
 main.add_command(webhooks_group)
+main.add_command(mcp_command)
+
+if __name__ == "__main__":  # python -m kb.cli
+    main()

@@ -28,7 +28,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins | url
+    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins | url | hosts
     choices: tuple[str, ...] = ()
 
 
@@ -95,6 +95,20 @@ SETTINGS: tuple[Setting, ...] = (
         "float",
     ),
     Setting("CANDIDATES", 100, "Sections each retriever returns before fusion.", "int"),
+    Setting(
+        "ASSIST_MIN_CONFIDENCE",
+        0.9,
+        "POST /api/v1/assist: calibrated category confidence from which the classifier alone makes a ticket "
+        "answerable (its top category must also be served by a result).",
+        "float",
+    ),
+    Setting(
+        "ASSIST_MIN_SIMILARITY",
+        0.42,
+        "POST /api/v1/assist: cosine between the ticket and its closest SOP section or category phrasing from "
+        "which search alone makes a ticket answerable.",
+        "float",
+    ),
     Setting(
         "MAX_REQUEST_BYTES",
         2_000_000,
@@ -198,6 +212,13 @@ SETTINGS: tuple[Setting, ...] = (
         "float",
     ),
     Setting(
+        "MCP_ALLOWED_HOSTS",
+        "127.0.0.1:*,localhost:*,[::1]:*",
+        "Host headers /mcp answers (comma-separated host or host:port, host:* for any port), and their http(s) "
+        "origins for browsers; others get 421 (DNS-rebinding protection). Empty: no Host or Origin check.",
+        "hosts",
+    ),
+    Setting(
         "RATE_LIMIT_STORAGE",
         "memory://",
         "Where rate-limit counts live: memory:// (each process its own) or redis://host:port/db (shared).",
@@ -231,7 +252,7 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return number
     if setting.kind == "path":
         return Path(value).expanduser().resolve()
-    if setting.kind == "origins" and isinstance(value, (list, tuple)):
+    if setting.kind in ("origins", "hosts") and isinstance(value, (list, tuple)):
         value = ",".join(map(str, value))  # already parsed (settings passed on to create_app)
     text = str(value)
     if setting.kind == "rate":
@@ -242,6 +263,8 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return _origins(setting, text)
     if setting.kind == "url":
         return _url(setting, text)
+    if setting.kind == "hosts":
+        return _hosts(setting, text)
     if setting.kind == "choice" and text not in setting.choices:
         allowed = ", ".join(setting.choices)
         raise ConfigError(f"setting {setting.name}: {text!r} is not one of {allowed}")
@@ -290,6 +313,21 @@ def _url(setting: Setting, text: str) -> str:
             " (http or https, a host, optional port and path; no query or fragment)"
         )
     return text
+
+
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:([0-9]{1,5}|\*))?$")
+
+
+def _hosts(setting: Setting, text: str) -> tuple[str, ...]:
+    """Host header patterns such as 'kb.example.com, 127.0.0.1:*' (host, host:port, or host:* for any port)."""
+    hosts = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [h for h in hosts if not _HOST.match(h)]
+    if bad:
+        raise ConfigError(
+            f"setting {setting.name}: {bad[0]!r} is not a host such as kb.example.com, kb.example.com:8443"
+            " or 127.0.0.1:* (no scheme, path or '*' host)"
+        )
+    return hosts
 
 
 def _storage(setting: Setting, text: str) -> str:

@@ -8,8 +8,9 @@ phrases), shown in that table through its placeholder, so the document agents
 read and the check below use the same list.
 
 A macro is the text an agent sends: the block quotes under a ``Macro`` heading
-or in a section whose heading names macros. Pure functions over a document's
-text; the lint rule that reports them is in kb.lint.
+or in a section whose heading names macros (:func:`macros`, which kb.assist also
+uses to offer one). Pure functions over a document's text; the lint rule that
+reports them is in kb.lint.
 """
 
 from __future__ import annotations
@@ -45,8 +46,22 @@ def _pattern(signals: tuple[str, ...]) -> re.Pattern:
     return re.compile(r"(?<![\w-])(" + "|".join(alternatives) + r")(?:s|es)?(?![\w-])", re.IGNORECASE)
 
 
-def macro_lines(body: str) -> list[tuple[int, str, str]]:
-    """(0-based line, line, macro heading) of every block-quote line in a macro of a document body."""
+@dataclass(frozen=True)
+class Macro:
+    """One customer macro of a document: its heading, the heading's anchor, and its block-quote lines."""
+
+    heading: str
+    anchor: str
+    lines: tuple[tuple[int, str], ...]  # (0-based line in the body, the line as written)
+
+    @property
+    def text(self) -> str:
+        """What the agent sends, as plain text: the block quotes' paragraphs, one per line."""
+        return markdown.plain_text(markdown.parse("\n".join(line for _, line in self.lines)))
+
+
+def macros(body: str) -> list[Macro]:
+    """Every macro of a document body, in order: the block quotes under each heading that is a macro."""
     lines = body.splitlines()
     heads = markdown.headings(markdown.parse(body))
     found = []
@@ -57,10 +72,15 @@ def macro_lines(body: str) -> list[tuple[int, str, str]]:
         if not (in_macros or (head.level == 3 and head.text.lower().startswith("macro"))):
             continue
         end = heads[index + 1].line if index + 1 < len(heads) else len(lines)
-        for number in range(head.line + 1, end):
-            if lines[number].lstrip().startswith(">"):
-                found.append((number, lines[number], head.text))
+        quoted = tuple((n, lines[n]) for n in range(head.line + 1, end) if lines[n].lstrip().startswith(">"))
+        if quoted:
+            found.append(Macro(head.text, head.anchor, quoted))
     return found
+
+
+def macro_lines(body: str) -> list[tuple[int, str, str]]:
+    """(0-based line, line, macro heading) of every block-quote line in a macro of a document body."""
+    return [(number, line, macro.heading) for macro in macros(body) for number, line in macro.lines]
 
 
 def disclosures(body: str, values: dict[str, Value]) -> list[Disclosure]:

@@ -282,6 +282,13 @@ def redact(text: str) -> str:
     return mask_pans(unicodedata.normalize("NFKC", text))
 
 
+def redact_counted(text: str) -> tuple[str, int]:
+    """redact(text), and how many card numbers it masked (CVVs and expiries are masked, not counted)."""
+    normal = unicodedata.normalize("NFKC", text)
+    spans = _spans(normal, MASK_TEMPLATE, CVV_MASK, EXPIRY_MASK)
+    return _replace(normal, spans), sum(1 for _, _, mask in spans if mask not in (CVV_MASK, EXPIRY_MASK))
+
+
 _MASKS = re.compile(r"\[card ending [0-9]{4}\]|\[cvv\]|\[expiry\]")
 
 

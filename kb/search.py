@@ -34,11 +34,21 @@ from kb.redaction import redact, strip_pans
 from kb.results import MODES, Hit, SearchResults, validate_request
 from kb.snippets import make_snippet
 
-__all__ = ["MODES", "Searcher", "fuse_sections", "fusion_weights", "validate_request"]
+__all__ = ["MODES", "SearchDetail", "Searcher", "fuse_sections", "fusion_weights", "validate_request"]
 
 log = logging.getLogger(__name__)
 
 ENCODER_RETRY_SECONDS = 30.0  # after the query encoder failed to load, keyword-only answers until then
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchDetail:
+    """A search's results with what produced them, for callers that judge them (kb.assist)."""
+
+    results: SearchResults
+    generation: Generation  # the generation that answered (a build may switch the live one meanwhile)
+    searched: str  # the query as the retrievers saw it (redacted, cleaned, corrected, expanded)
+    rankings: dict  # each retriever's ranking (see Searcher.rankings), before fusion
 
 
 def fusion_weights(settings: dict) -> dict[str, float]:
@@ -156,6 +166,17 @@ class Searcher:
             QueryError: the request is malformed.
             IndexError_: no index generation can be served.
         """
+        return self.search_detail(query, k, mode, filters, as_of).results
+
+    def search_detail(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str = "hybrid",
+        filters: dict | None = None,
+        as_of: dt.date | None = None,
+    ) -> SearchDetail:
+        """search(), with the generation that answered, the text searched and each retriever's ranking."""
         started = time.perf_counter()
         k = self.settings["DEFAULT_K"] if k is None else k
         query, k, mode, parsed = validate_request(
@@ -171,7 +192,8 @@ class Searcher:
         if as_of is not None:
             hits = tuple(h for h in (self._in_force(gen, hit, as_of, terms) for hit in hits) if h is not None)
         degraded = mode != "keyword" and "semantic" not in found
-        return SearchResults(masked, mode, (time.perf_counter() - started) * 1000, hits, degraded)
+        results = SearchResults(masked, mode, (time.perf_counter() - started) * 1000, hits, degraded)
+        return SearchDetail(results, gen, prepared.text, found)
 
     def _in_force(self, gen: Generation, hit: Hit, day: dt.date, terms: set[str]) -> Hit | None:
         """The hit as of a day: unchanged if its current revision was in force, else cited from the older one."""

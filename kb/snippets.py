@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Sequence
 
 SNIPPET_CHARS = 240
 CONTEXT_CHARS = 40
+
+_MARK = re.compile(r"</?mark>")
 
 Analyzer = Callable[[str], Sequence[tuple[int, int, str]]]
 
@@ -51,3 +54,8 @@ def make_snippet(text: str, analyze: Analyzer, terms: set[str], width: int = SNI
         cursor = e
     out.append(html.escape(text[cursor:end]))
     return ("… " if start > 0 else "") + "".join(out) + (" …" if end < len(text) else "")
+
+
+def plain_text(snippet: str) -> str:
+    """A snippet as plain text: the <mark> tags dropped and the HTML escapes undone (for the CLI and LLM tools)."""
+    return html.unescape(_MARK.sub("", snippet))

@@ -302,14 +302,18 @@ class Workflow:
     def reindex(self):
         """Bring the index up to date with the content folder (incremental), switch generations; return the report."""
         from kb.indexing.builder import build_index
+        from kb.tickets import training_examples
 
         encoder = self._encoder() if self._encoder else None
+        with self.db() as db:
+            tickets = training_examples(db)  # the category classifier trains on them (or is reused unchanged)
         return build_index(
             self.content,
             self.data,
             self.settings["EMBEDDING_MODEL"],
             encoder=encoder,
             engine=self.settings["KEYWORD_ENGINE"],
+            tickets=tickets,
         )
 
     def recover(self) -> str | None:

@@ -52,6 +52,13 @@ PATH_TEMPLATES = [
 ]
 BODY_FIELDS = {
     ("POST", "/api/v1/search"): {"query": "refund", "k": 3, "mode": "hybrid", "filters": {}, "as_of": None},
+    ("POST", "/api/v1/assist"): {
+        "subject": "charged twice",
+        "body": "refund",
+        "business_line": None,
+        "category": None,
+        "k": 3,
+    },
     ("POST", "/api/v1/drafts"): {
         "sop_id": "pay-duplicate-charge",
         "markdown": "x",

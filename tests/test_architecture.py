@@ -72,12 +72,14 @@ LAYERS = [
             "kb.audit",
             "kb.webhooks",
             "kb.webhook_urls",
+            "kb.tickets",
         },
     ),
     (
         "search and workflow",
         {
             "kb.search",
+            "kb.assist",
             "kb.workflow",
             "kb.publishing",
             "kb.watch",
@@ -86,7 +88,19 @@ LAYERS = [
             "kb.conditions",
         },
     ),
-    ("web and cli", {"kb.web", "kb.cli", "kb.cli_accounts", "kb.cli_webhooks"}),
+    (
+        "web and cli",
+        {
+            "kb.web",
+            "kb.cli",
+            "kb.cli_accounts",
+            "kb.cli_webhooks",
+            "kb.cli_tickets",
+            "kb.cli_mcp",
+            "kb.mcp_server",
+            "kb.mcp_models",
+        },
+    ),
 ]
 
 

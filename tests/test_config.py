@@ -28,6 +28,10 @@ def test_environment_overrides_defaults(tmp_path):
         ({"KB_PORT": "0"}, "PORT: must be at least 1"),
         ({"KB_QUERY_ENCODER": "gpu"}, "QUERY_ENCODER: 'gpu' is not one of onnx, onnx-int8, torch"),
         ({"KB_KEYWORD_ENGINE": "lucene"}, "KEYWORD_ENGINE: 'lucene' is not one of tantivy, whoosh"),
+        (
+            {"KB_MCP_ALLOWED_HOSTS": "https://kb.example.com"},
+            "MCP_ALLOWED_HOSTS: 'https://kb.example.com' is not a host",
+        ),
     ],
 )
 def test_bad_settings_fail_naming_the_setting(environ, message):

@@ -8,6 +8,15 @@ generation and leaves the old one serving; a build killed outright leaves an
 unsealed folder that nothing serves and the next build prunes. An incremental
 build starts from the live generation only if that verifies; otherwise it
 rebuilds in full. Failures surface as StorageError (the disk) or IndexError_.
+
+Every generation holds the category classifier (kb.indexing.category_model),
+trained on the taxonomy's phrasings and the labelled tickets the caller passes
+in (kb/indexing never reads the workflow database itself). A build whose
+examples and model are those of the live generation (which verifies) copies its
+classifier instead of training it again, even a full one: training is a pure
+function of them, and it is the slow part of a build whose sections are cached,
+so a publish never pays for it. New or removed tickets alone make a new
+generation.
 """
 
 from __future__ import annotations
@@ -18,14 +27,14 @@ import json
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from kb.errors import IndexError_, KbError, Problem, StorageError
-from kb.indexing import embeddings, query_encoder
+from kb.indexing import category_model, embeddings, query_encoder
 from kb.indexing import generation as layout
 from kb.indexing.chunking import CHUNKING_VERSION, Section, chunk_document
 from kb.indexing.generation import (
@@ -44,6 +53,7 @@ from kb.indexing.vector import FILE_NAME as VECTORS_FILE
 from kb.indexing.vector import HNSW_THRESHOLD, VectorIndex
 from kb.library import Library, load_library
 from kb.querytext import vocabulary
+from kb.redaction import strip_pans
 from kb.repository import revisions
 
 __all__ = [
@@ -75,6 +85,7 @@ class BuildReport:
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    classifier: dict = field(default_factory=dict)  # trained or reused, examples, held-out accuracy, seconds
 
     @property
     def up_to_date(self) -> bool:
@@ -94,6 +105,7 @@ class BuildReport:
             "seconds": round(self.seconds, 3),
             "problems": [p.to_dict() for p in self.problems],
             "skipped": self.skipped,
+            "classifier": self.classifier,
         }
 
 
@@ -125,6 +137,7 @@ def build_index(
     library: Library | None = None,
     encoder: object | None = None,
     engine: str = DEFAULT_ENGINE,
+    tickets: Sequence[tuple[str, str]] = (),
 ) -> BuildReport:
     """Build a new index generation from the content folder and switch to it.
 
@@ -139,6 +152,9 @@ def build_index(
             encoder, whose vectors match torch's (cosine >= 0.9999), so that a publish never loads torch.
         engine: the keyword engine (kb.indexing.keyword.ENGINES); a live generation built with another one
             is not reused: the build is then a full one.
+        tickets: labelled tickets (text, category id), already redacted (kb.tickets.training_examples), that
+            train the category classifier beside the taxonomy's phrasings; those naming a category the taxonomy
+            no longer has are left out with a warning.
 
     Returns:
         The build report; report.generation is None if the index was already up to date.
@@ -151,6 +167,8 @@ def build_index(
     category_text = _category_text(library)
     records = {i: _document_record(d, revs.get(d.path), category_text) for i, d in library.documents.items()}
     model_id = embeddings.model_identity(model)
+    examples = _examples(library, tickets, report)
+    training = category_model.training_hash(examples, model_id)
     with layout.build_lock(data_dir):
         keyword_backend(engine)  # an unknown engine fails before anything is written
         base = _reusable_base(data_dir, model_id, engine)
@@ -172,9 +190,10 @@ def build_index(
             removed = old_indexed - set(indexed)
         report.changed, report.removed = sorted(changed), sorted(removed)
         categories = [c.to_dict() for c in library.categories.values()]
-        same_files = base is not None and (base["categories"], base["glossary"]) == (
+        same_files = base is not None and (base["categories"], base["glossary"], base["classifier"]) == (
             categories,
             library.glossary.to_dict(),
+            training,
         )
         if not report.full and not changed and not removed and old_records == records and same_files:
             report.documents = len(indexed)
@@ -200,6 +219,9 @@ def build_index(
                 report,
                 encoder,
                 engine,
+                examples,
+                training,
+                old_dir if base is not None and base["classifier"] == training else None,
             )
             layout.write_manifest(
                 data_dir,
@@ -249,6 +271,7 @@ def _reusable_base(data_dir: Path, model_id: str, engine: str) -> dict | None:
             "documents": json.loads((folder / layout.DOCUMENTS_FILE).read_bytes()),
             "categories": json.loads((folder / layout.CATEGORIES_FILE).read_bytes()),
             "glossary": json.loads((folder / GLOSSARY_FILE).read_bytes()),
+            "classifier": category_model.read_record(folder).get("training", {}).get("hash"),
         }
     except (IndexError_, OSError, ValueError):
         return None
@@ -269,6 +292,9 @@ def _write_generation(
     report,
     given,
     engine,
+    examples,
+    training,
+    classifier_from,
 ) -> None:
     target.mkdir(parents=True)
     sections: list[Section] = [s for doc_id in sorted(indexed) for s in chunk_document(indexed[doc_id])]
@@ -277,6 +303,7 @@ def _write_generation(
     texts = {s.content_hash: s.embedding_text for s in sections}
     phrasings = [(c.id, text) for c in library.categories.values() if c.parent for text in c.search_texts]
     texts.update({_text_hash(text): text for _, text in phrasings})
+    texts.update({_text_hash(e.text): e.text for e in examples})
     cache = embeddings.EmbeddingCache(data_dir / "embeddings.sqlite", model_id)
     encoder_holder: list = []
 
@@ -322,6 +349,7 @@ def _write_generation(
     (target / layout.CATEGORIES_FILE).write_text(json.dumps(categories, ensure_ascii=False))
     (target / TAXONOMY_ROWS_FILE).write_text(json.dumps([cid for cid, _ in phrasings]))
     (target / GLOSSARY_FILE).write_text(json.dumps(library.glossary.to_dict(), ensure_ascii=False))
+    _classifier(target, examples, vectors, classifier_from, training, progress, report)
     words = vocabulary(
         [d.title for d in indexed.values()]
         + [" ".join(s.heading_path) + " " + s.text for s in sections]
@@ -343,3 +371,56 @@ def _write_generation(
 
 def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _examples(library: Library, tickets: Sequence[tuple[str, str]], report: BuildReport) -> list:
+    """The classifier's training examples: every phrasing of every category, then the tickets whose category
+    the taxonomy has (card-number masks removed: they carry no meaning); a warning names the others."""
+    examples = [
+        category_model.Example(text, c.id) for c in library.categories.values() if c.parent for text in c.search_texts
+    ]
+    known = {e.category for e in examples}
+    unknown = sorted({category for _, category in tickets if category not in known})
+    examples += [
+        category_model.Example(text, category, "ticket")
+        for text, category in ((strip_pans(t).strip(), c) for t, c in tickets if c in known)
+        if text
+    ]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        report.problems.append(
+            Problem(
+                "(tickets)",
+                0,
+                f"labelled tickets name {len(unknown)} categories the taxonomy does not have ({shown}); "
+                "they do not train the classifier (`kb tickets list`, `kb tickets remove`)",
+                severity="warning",
+            )
+        )
+    return examples
+
+
+def _classifier(target, examples, vectors, reuse_from, training, progress, report) -> None:
+    """Train the category classifier into the new generation, or copy the live one's when its training hash
+    matches (same examples, same model)."""
+    if reuse_from is not None:
+        category_model.copy_files(reuse_from, target)
+        record = category_model.read_record(target)
+        report.classifier = {"trained": bool(record.get("trained")), "reused": True, **record.get("training", {})}
+        return
+    record = {"training": {"hash": training, "examples": len(examples)}}
+    if len({e.category for e in examples}) < 2:
+        category_model.write_untrained(target, "the taxonomy has fewer than two categories", record)
+        report.classifier = {"trained": False, "reused": False, "examples": len(examples)}
+        return
+    steps = category_model.CALIBRATION_FOLDS + 1 if len(examples) <= category_model.CALIBRATION_FULL_BELOW else 2
+    tick = progress("classifier", steps, 0) if progress else None
+    matrix = np.vstack([vectors[_text_hash(e.text)] for e in examples])
+    model = category_model.train(examples, matrix, training, tick=tick)
+    model.save(target)
+    report.classifier = {
+        "trained": True,
+        "reused": False,
+        **model.record["training"],
+        "accuracy": model.record["calibration"].get("accuracy"),
+    }

@@ -6,7 +6,8 @@ Layout under the data folder::
     index/.build.lock            one build at a time (kb.files.file_lock)
     index/g<UTC time>_<hex>/     one generation: keyword/ (the engine's), vectors.faiss, sections.json,
                                  documents.json, categories.json, taxonomy.npy, taxonomy_rows.json,
-                                 glossary.json, vocabulary.json, and build.json
+                                 glossary.json, vocabulary.json, classifier.json and classifier.npz
+                                 (the category classifier, kb.indexing.category_model), and build.json
 
 build.json is written last, after every other file is on disk (fsync), and
 records the format, the keyword engine, the counts, and the size and sha256 of every file: a
@@ -41,6 +42,8 @@ import numpy as np
 from kb.errors import IndexError_, IndexNotBuiltError, KbError
 from kb.files import atomic_write, file_lock, fsync_folder
 from kb.glossary import Glossary
+from kb.indexing import category_model
+from kb.indexing.category_model import CLASSIFIER_FILE
 from kb.indexing.keyword import keyword_backend
 from kb.indexing.taxonomy_ranking import TaxonomyRanking
 from kb.indexing.vector import FILE_NAME as VECTORS_FILE
@@ -48,8 +51,8 @@ from kb.indexing.vector import VectorIndex
 from kb.querytext import QueryRewriter
 
 # Bump when the generation's files change shape (6: build.json holds the file record; 7: and the keyword
-# engine, and vectors may be an HNSW graph).
-FORMAT_VERSION = 7
+# engine, and vectors may be an HNSW graph; 8: the category classifier).
+FORMAT_VERSION = 8
 KEEP_GENERATIONS = 3
 ANALYZED_SECTIONS = 4096  # analysed section texts (for snippets) each loaded generation keeps
 MANIFEST_FILE = "manifest.json"
@@ -73,6 +76,7 @@ REQUIRED_FILES = frozenset(
         TAXONOMY_ROWS_FILE,
         GLOSSARY_FILE,
         VOCABULARY_FILE,
+        CLASSIFIER_FILE,
     }
 )
 REBUILD_HINT = "run `kb index --full`"
@@ -295,7 +299,8 @@ def prune(data_dir: Path, keep: str) -> None:
 
 
 class Generation:
-    """One loaded generation: its keyword, vector and taxonomy engines, and its section and document data."""
+    """One loaded generation: its keyword, vector and taxonomy engines, its category classifier, and its section
+    and document data."""
 
     def __init__(self, folder: Path, engine: str):
         self.name = folder.name
@@ -316,6 +321,7 @@ class Generation:
         glossary = Glossary.from_dict(_json(folder / GLOSSARY_FILE))
         words = _json(folder / VOCABULARY_FILE)
         self.rewriter = QueryRewriter(glossary, words["library"], self.keyword.analyze, frozenset(words["dictionary"]))
+        self.classifier = category_model.load(folder)  # None when the taxonomy had fewer than two categories
         self._analyzed: OrderedDict[str, list] = OrderedDict()
         self._analyzed_lock = threading.Lock()
 

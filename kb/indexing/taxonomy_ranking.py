@@ -47,6 +47,13 @@ class TaxonomyRanking:
         """Whether there is one category id per phrasing vector."""
         return len(self._phrasings) == len(self._rows)
 
+    def similarity(self, vector: np.ndarray, category: str | None = None) -> float:
+        """The query's best cosine with any phrasing (of category and its children, when given); 0.0 with none."""
+        if category is None:
+            return float((self._phrasings @ vector).max()) if self._rows else 0.0
+        rows = [i for i, c in enumerate(self._rows) if c == category or c.startswith(category + "/")]
+        return float((self._phrasings[rows] @ vector).max()) if rows else 0.0
+
     def serving(self, category: str) -> list[str]:
         """The SOPs (not retired) that serve a category."""
         return self._serving.get(category, [])

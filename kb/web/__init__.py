@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from kb import __version__
+from kb.assist import Assistant
 from kb.config import load_settings
 from kb.history import History
 from kb.search import Searcher
@@ -32,9 +33,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
     searcher_ = Searcher(settings)
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
-    app.extensions["kb"] = {"searcher": searcher_, "workflow": workflow_, "history": History(settings["CONTENT_DIR"])}
+    app.extensions["kb"] = {
+        "searcher": searcher_,
+        "assistant": Assistant(searcher_),
+        "workflow": workflow_,
+        "history": History(settings["CONTENT_DIR"]),
+    }
 
-    from kb.web import api, auth, authoring, cors, errors, limits, pages, validation, webhooks
+    from kb.web import api, auth, authoring, cors, errors, limits, mcp, pages, validation, webhooks
 
     errors.register(app)
     limits.init_app(app)  # first: a flood is counted before anything else reads the request
@@ -42,6 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     cors.init_app(app)  # KB_CORS_ORIGINS only
     api.register(app)  # every area of the JSON API; exempt from CSRF (it takes API keys, never the cookie)
+    mcp.init_app(app)  # POST /mcp: the MCP tools over streamable HTTP, API keys only
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(authoring.bp)

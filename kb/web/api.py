@@ -1,7 +1,7 @@
 """The JSON API, version 1: the key scope of every route, who may call it, and its areas.
 
 Each area is a blueprint of its own (a kb.web.contract.Area, whose routes declare their request and answer
-models): kb/web/api_search.py (search), api_documents.py (documents, categories, history), api_authoring.py
+models): kb/web/api_search.py (search), api_assist.py (a whole ticket), api_documents.py (documents, categories, history), api_authoring.py
 (drafts, review, publish), api_admin.py (audit, health), api_retrieval.py (Dify's
 External Knowledge API, POST /retrieval, a plain blueprint with its own error shape) and api_reference.py (the OpenAPI document and its
 reference page). register() adds them all, exempts them from CSRF (the API takes API keys, never the session
@@ -14,7 +14,7 @@ from flask import Flask, request
 
 from kb.accounts import SCOPE_ROLES
 from kb.web import auth
-from kb.web.paths import takes_key
+from kb.web.paths import MCP_PATH, takes_key
 
 PUBLIC = "public"  # not a scope: anyone may call the route, with or without a key (the contract itself)
 ANONYMOUS_SCOPES = frozenset({"search", "read"})  # routes of these scopes answer without credentials too
@@ -25,6 +25,7 @@ ROUTE_SCOPES = {
     ("GET", "/api/v1/openapi.json"): PUBLIC,
     ("GET", "/api/v1/search"): "search",
     ("POST", "/api/v1/search"): "search",
+    ("POST", "/api/v1/assist"): "search",
     ("GET", "/api/v1/sops"): "read",
     ("GET", "/api/v1/sops/<sop_id>"): "read",
     ("GET", "/api/v1/categories"): "read",
@@ -54,8 +55,8 @@ def route_scope(method: str, rule: str) -> str | None:
 def check_access() -> None:
     """Before a /api/ request is validated: a key needs the route's scope (403 naming it), and a route that is
     not open to anonymous callers needs a user with the scope's role (401, or 403 with the role)."""
-    if request.url_rule is None or not takes_key(request.path):
-        return
+    if request.url_rule is None or not takes_key(request.path) or request.path == MCP_PATH:
+        return  # /mcp: kb/web/mcp.py checks the key (search or read) and each tool's scope
     scope = route_scope(request.method, request.url_rule.rule)
     if scope == PUBLIC:
         return
@@ -66,9 +67,9 @@ def check_access() -> None:
 
 def register(app: Flask) -> None:
     """Register every area of the API on the app (flask-openapi3's register_api: routes and their models)."""
-    from kb.web import api_admin, api_authoring, api_documents, api_reference, api_retrieval, api_search
+    from kb.web import api_admin, api_assist, api_authoring, api_documents, api_reference, api_retrieval, api_search
 
-    for area in (api_search, api_documents, api_authoring, api_admin, api_reference):
+    for area in (api_search, api_assist, api_documents, api_authoring, api_admin, api_reference):
         auth.csrf.exempt(area.bp)
         app.register_api(area.bp)
     auth.csrf.exempt(api_retrieval.bp)

@@ -6,7 +6,7 @@ carries the user's session generation from log-in; every request compares it
 with the database, so log-out, a password, role or disabled change ends every
 session of that user in every worker. The JSON API uses
 ``Authorization: Bearer <key>`` only, never the cookie, so no API call can be
-forged from another site. Every refusal is written to the audit log; write
+forged from another site; so does /mcp (kb/web/mcp.py). Every refusal is written to the audit log; write
 attempts without credentials are too, capped per address (kb.web.limits).
 """
 

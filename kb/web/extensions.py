@@ -1,4 +1,5 @@
-"""The per-app objects blueprints use, from ``current_app.extensions["kb"]`` (set by create_app).
+"""The per-app objects blueprints use, from ``current_app.extensions["kb"]`` (set by create_app): the Searcher,
+the Assistant, the Workflow and the History.
 
 Blueprints import these accessors from here, never from the package ``__init__``, so the factory can
 import every blueprint without a cycle.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from kb.assist import Assistant
 from kb.errors import NotFoundError
 from kb.history import History
 from kb.search import Searcher
@@ -17,6 +19,11 @@ from kb.workflow import Workflow
 def searcher() -> Searcher:
     """The Searcher of the current app."""
     return current_app.extensions["kb"]["searcher"]
+
+
+def assistant() -> Assistant:
+    """The Assistant (POST /api/v1/assist) of the current app, over its Searcher."""
+    return current_app.extensions["kb"]["assistant"]
 
 
 def workflow() -> Workflow:

@@ -5,8 +5,8 @@ application-wide Flask-Limiter limit with its own scope, checked before any
 other hook of a request:
 
     scope           counts                                         key
-    search          GET/POST /api/v1/search, POST /retrieval,       address; API key or user
-                    the search page
+    search          GET/POST /api/v1/search, POST /api/v1/assist,    address; API key or user
+                    POST /retrieval, POST /mcp, the search page
     login           POST /login                                    address
     login-failures  failed log-ins (MAX_FAILED_LOGINS per LOCKOUT)  name and address together
     key-failures    failed API-key authentications                 address
@@ -49,7 +49,14 @@ MAX_FAILED_LOGINS = 5  # failed log-ins for one name from one address within LOC
 LOCKOUT_SECONDS = 15 * 60
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SEARCH_ENDPOINTS = frozenset(
-    {"api_search.search_get", "api_search.search_post", "api_retrieval.retrieval", "pages.search_page"}
+    {
+        "api_search.search_get",
+        "api_search.search_post",
+        "api_assist.assist",
+        "api_retrieval.retrieval",
+        "pages.search_page",
+        "mcp.endpoint",
+    }
 )
 READ_EXEMPT = frozenset({"static", "api_admin.healthz"})  # a load balancer's health checks are never refused
 LOGIN_ENDPOINT = "auth.login"
