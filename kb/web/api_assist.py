@@ -1,15 +1,17 @@
 """The JSON API's assist area: POST /api/v1/assist, a whole ticket in, categories, citations and a macro out.
 
-The request and the answer are pydantic models (AssistRequest, AssistAnswer). The request is validated by hand
-here, so that every problem (a wrong type, an unknown or missing field, a value out of range) is reported at once
-in the one error shape: 400 ``bad_request`` with details {"field": the first, "problems": [{"field",
-"message"}, ...]}. The answer is kb.assist's; tests check it against AssistAnswer. The key scope is "search"
-(kb/web/api.py ROUTE_SCOPES), the rate limit the search limit (kb/web/limits.py).
+The request and the answer are pydantic models (AssistRequest, AssistAnswer; model names prefixed with the
+area, so they stay unique when the API's models name the OpenAPI document's schemas). The request is
+validated by hand here, so that every problem (a wrong type, an unknown or missing field, a value out of
+range) is reported at once in the one error shape: 400 ``bad_request`` with details {"field": the first,
+"problems": [{"field", "message"}, ...]}. The answer is kb.assist's; tests check it against AssistAnswer.
+The key scope is "search" (kb/web/api.py ROUTE_SCOPES), the rate limit the search limit (kb/web/limits.py).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Literal
 
 from flask import Blueprint, jsonify, request
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api_assist", __name__)
 
 BusinessLine = Literal[BUSINESS_LINES]  # type: ignore[valid-type]
+_SHOULD = re.compile(r"^(Input|String|Value|List|Dictionary|Object) should ")  # pydantic's wording, as kb words it
 
 
 class AssistRequest(BaseModel):
@@ -55,7 +58,7 @@ class AssistRequest(BaseModel):
         return self
 
 
-class Category(BaseModel):
+class AssistCategory(BaseModel):
     """A likely category of the ticket with its calibrated confidence."""
 
     id: str
@@ -63,14 +66,14 @@ class Category(BaseModel):
     confidence: float = Field(ge=0, le=1)
 
 
-class Section(BaseModel):
+class AssistSection(BaseModel):
     """The cited section of a result."""
 
     heading: str
     anchor: str
 
 
-class Citation(BaseModel):
+class AssistCitation(BaseModel):
     """What to cite: the SOP, the section's anchor, the revision and a link to the section."""
 
     sop_id: str
@@ -79,7 +82,7 @@ class Citation(BaseModel):
     url: str
 
 
-class Result(BaseModel):
+class AssistResult(BaseModel):
     """A search result (as GET /api/v1/search answers it) with the section's text and its citation."""
 
     model_config = ConfigDict(extra="forbid")
@@ -89,18 +92,18 @@ class Result(BaseModel):
     type: str
     business_line: str
     categories: list[str]
-    section: Section
+    section: AssistSection
     url: str
     snippet: str
     score: float
     revision: str | None
     other_sections: list[dict]
     text: str = Field(description="The section as plain text, shared values resolved.")
-    citation: Citation
+    citation: AssistCitation
     stale: bool = Field(description="The SOP is past its review_by date; it never supplies the macro.")
 
 
-class Macro(BaseModel):
+class AssistMacro(BaseModel):
     """The customer macro to send, from a result that is not stale."""
 
     sop_id: str
@@ -114,9 +117,9 @@ class AssistAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    categories: list[Category]
-    results: list[Result]
-    macro: Macro | None
+    categories: list[AssistCategory]
+    results: list[AssistResult]
+    macro: AssistMacro | None
     answerable: bool
     reason: str | None = None
     redactions: int = Field(ge=0, description="Card numbers masked in the subject and body.")
@@ -129,7 +132,8 @@ def problems_of(error: ValidationError) -> list[tuple[str, str]]:
         field = ".".join(str(part) for part in item["loc"]) or "body"
         kind = item["type"]
         message = {"missing": "required", "extra_forbidden": "unknown field"}.get(kind, item["msg"])
-        found.append((field, message.removeprefix("Value error, ")))
+        message = _SHOULD.sub("must ", message.removeprefix("Value error, "))
+        found.append((field, message))
     return found
 
 
