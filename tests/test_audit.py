@@ -29,7 +29,7 @@ def at(db, row_id: int, moment: str) -> None:
 
 
 def test_the_vocabulary():
-    assert len(ACTIONS) == len(set(ACTIONS)) == 22
+    assert len(ACTIONS) == len(set(ACTIONS)) == 24
     assert {
         "login",
         "draft_approved",
@@ -39,6 +39,8 @@ def test_the_vocabulary():
         "external_change",
         "webhook_added",
         "webhook_removed",
+        "tickets_imported",
+        "tickets_removed",
     } <= set(ACTIONS)
     assert OUTCOMES == ("ok", "denied", "failed")
 

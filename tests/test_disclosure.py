@@ -1,4 +1,4 @@
-from kb.disclosure import disclosures, macro_lines, risk_signals
+from kb.disclosure import disclosures, macro_lines, macros, risk_signals
 from kb.values import parse_values
 
 VALUES, _ = parse_values(
@@ -49,3 +49,11 @@ def test_words_that_only_contain_a_signal_are_not_matched():
     assert [d.signal for d in disclosures(body, VALUES)] == ["VPN", "risk score"]
     body = "## Customer macros\n\n### Macro: A\n\n> Our zipvpn and usual-devices pages.\n"
     assert disclosures(body, VALUES) == []
+
+
+def test_each_macro_has_its_heading_anchor_and_plain_text():
+    body = "## Customer macros\n\n### Macro: Refund sent\n\n> Hi [first name], **your refund** of 5 USD\n> is on its way.\n>\n> Thanks.\n\n### Notes\n\nNo quote here.\n"
+    (macro,) = macros(body)
+    assert (macro.heading, macro.anchor) == ("Macro: Refund sent", "macro-refund-sent")
+    assert macro.text == "Hi [first name], your refund of 5 USD is on its way.\nThanks."  # a line per paragraph
+    assert [m.heading for m in macros(BODY)] == ["Macro: Not confirmed", "If they ask why"]

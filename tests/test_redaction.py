@@ -13,6 +13,7 @@ from kb.redaction import (
     luhn_valid,
     mask_pans,
     redact,
+    redact_counted,
     redact_data,
     strip_pans,
 )
@@ -290,3 +291,10 @@ def test_a_card_number_beside_a_commit_id_is_still_masked():
 )
 def test_strip_pans_searches_a_masked_query_as_the_raw_one(text):
     assert strip_pans(text).split() == ["card", "exp", "cvv", "charged", "twice"]
+
+
+def test_redact_counted_masks_as_redact_does_and_counts_only_card_numbers():
+    text = "card ４１１１ 1111 1111 1111 exp 12/29 cvv 123, then 5500-0000-0000-0004; order 12345678"
+    masked, count = redact_counted(text)
+    assert masked == redact(text) and count == 2
+    assert redact_counted("cvv 123 only") == (redact("cvv 123 only"), 0)
