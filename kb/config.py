@@ -162,10 +162,23 @@ SETTINGS: tuple[Setting, ...] = (
         "rate",
     ),
     Setting(
+        "RATE_LIMIT_FEEDBACK",
+        "30/minute",
+        "Feedback and flags on SOPs (POST /api/v1/feedback, POST /api/v1/sops/<id>/flags) per client address, and "
+        "per API key or user.",
+        "rate",
+    ),
+    Setting(
         "RATE_LIMIT_AUDIT",
         "20/minute",
         "Audit rows per client address for unauthenticated write attempts; the rest are counted, not stored.",
         "rate",
+    ),
+    Setting(
+        "SEARCH_LOG_DAYS",
+        90,
+        "Days the search log (masked queries, for the owners' dashboard) keeps a search before it is deleted.",
+        "int",
     ),
     Setting(
         "CORS_ORIGINS",

@@ -1,6 +1,6 @@
 """The workflow database: one SQLite file in the instance folder, its schema and migrations.
 
-Users, API keys, the audit log, drafts, labelled tickets and webhooks live in ``DATA_DIR/kb.sqlite``.
+Users, API keys, the audit log, drafts, labelled tickets, webhooks, feedback, flags and the search log live in ``DATA_DIR/kb.sqlite``.
 :func:`connect` opens it (WAL, foreign keys on, a 10 s busy timeout) and brings
 the schema up to :data:`SCHEMA_VERSION`, tracked in ``PRAGMA user_version``.
 Writers use ``with transaction(db):``: it commits the block whole or rolls it
@@ -20,7 +20,7 @@ from pathlib import Path
 from kb.errors import ConfigError
 
 DB_NAME = "kb.sqlite"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # MIGRATIONS[n] takes the schema from version n to n + 1.
@@ -133,6 +133,44 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(status, next_attempt);
     CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries(webhook_id, claimed_until);
+    """,
+    # 6: what agents say about SOPs (kb.feedback: helpful or not, flags as outdated) and every search answered
+    # (kb.search_log), for the owners' dashboard. Every text is masked before it is stored; the search log is
+    # pruned after KB_SEARCH_LOG_DAYS.
+    """
+    CREATE TABLE IF NOT EXISTS feedback (
+        id INTEGER PRIMARY KEY,
+        sop_id TEXT NOT NULL,
+        anchor TEXT,
+        helpful INTEGER NOT NULL CHECK (helpful IN (0, 1)),
+        reason TEXT,
+        query TEXT,
+        actor TEXT,
+        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('person', 'bot')),
+        created TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS feedback_sop ON feedback(sop_id, created);
+    CREATE TABLE IF NOT EXISTS flags (
+        id INTEGER PRIMARY KEY,
+        sop_id TEXT NOT NULL,
+        anchor TEXT,
+        comment TEXT NOT NULL,
+        actor TEXT,
+        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('person', 'bot')),
+        created TEXT NOT NULL,
+        resolved TEXT
+    );
+    CREATE INDEX IF NOT EXISTS flags_sop ON flags(sop_id, created);
+    CREATE TABLE IF NOT EXISTS search_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        query TEXT NOT NULL,
+        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('person', 'bot', 'anonymous')),
+        results INTEGER NOT NULL,
+        top_sop_id TEXT,
+        mode TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS search_log_at ON search_log(at);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -374,6 +374,7 @@ def fuzz(tmp_path_factory, model_data) -> Authoring:
         RATE_LIMIT_READ="100000/minute",
         RATE_LIMIT_SEARCH="100000/minute",
         RATE_LIMIT_WRITE="100000/minute",
+        RATE_LIMIT_FEEDBACK="100000/minute",
         RATE_LIMIT_LOGIN="100000/minute",
     )
     authoring = Authoring(repo, data, settings)

@@ -73,6 +73,8 @@ LAYERS = [
             "kb.webhooks",
             "kb.webhook_urls",
             "kb.tickets",
+            "kb.feedback",
+            "kb.search_log",
         },
     ),
     (

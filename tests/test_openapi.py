@@ -15,7 +15,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from schemathesis.config import SchemathesisConfig
 
 import kb
-from kb.web.api import ANONYMOUS_SCOPES, PUBLIC, ROUTE_SCOPES
+from kb.web.api import PUBLIC, ROUTE_SCOPES, anonymous_allowed
 from kb.web.validation import character_problem
 from tests.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, serve_in_thread
 
@@ -66,7 +66,7 @@ def test_each_operation_names_its_scope_and_answers_errors_in_the_one_shape(fuzz
             assert operation["x-kb-scope"] == scope, (method, path)
             if scope == PUBLIC or scope is None:
                 assert operation["security"] == [{}]
-            elif scope in ANONYMOUS_SCOPES:
+            elif anonymous_allowed(method.upper(), rule):
                 assert operation["security"] == [{"apiKey": [scope]}, {}]
             else:
                 assert operation["security"] == [{"apiKey": [scope]}]

@@ -1,7 +1,8 @@
 """The JSON API, version 1: the key scope of every route, who may call it, and its areas.
 
 Each area is a blueprint of its own (a kb.web.contract.Area, whose routes declare their request and answer
-models): kb/web/api_search.py (search), api_assist.py (a whole ticket), api_documents.py (documents, categories, history), api_authoring.py
+models): kb/web/api_search.py (search), api_assist.py (a whole ticket), api_documents.py (documents, categories, history),
+api_feedback.py (feedback and flags on SOPs), api_authoring.py
 (drafts, review, publish), api_admin.py (audit, health), api_retrieval.py (Dify's
 External Knowledge API, POST /retrieval, a plain blueprint with its own error shape) and api_reference.py (the OpenAPI document and its
 reference page). register() adds them all, exempts them from CSRF (the API takes API keys, never the session
@@ -34,6 +35,8 @@ ROUTE_SCOPES = {
     ("GET", "/api/v1/sops/<sop_id>/revisions/<revision>"): "read",
     ("GET", "/api/v1/sops/<sop_id>/diff"): "read",
     ("GET", "/api/v1/review-due"): "read",
+    ("POST", "/api/v1/feedback"): "search",
+    ("POST", "/api/v1/sops/<sop_id>/flags"): "search",
     ("GET", "/api/v1/drafts"): "write",
     ("POST", "/api/v1/drafts"): "write",
     ("GET", "/api/v1/drafts/<draft_id>"): "write",
@@ -46,10 +49,21 @@ ROUTE_SCOPES = {
     ("POST", "/retrieval"): "search",
 }
 
+# Routes of an anonymous scope that still need a user (an API key, or later a browser session): they store what
+# someone said about an SOP, for its owner to read. Their scope is "search" because the callers that search (agents,
+# support bots) are the ones that give feedback; a key made for search alone can post it, without write.
+NEEDS_USER = frozenset({("POST", "/api/v1/feedback"), ("POST", "/api/v1/sops/<sop_id>/flags")})
+
 
 def route_scope(method: str, rule: str) -> str | None:
     """The scope of a route (PUBLIC for the open ones), None when it takes no key; HEAD is GET."""
     return ROUTE_SCOPES.get(("GET" if method == "HEAD" else method, rule))
+
+
+def anonymous_allowed(method: str, rule: str) -> bool:
+    """Whether a route answers callers without credentials (an anonymous scope, not in NEEDS_USER)."""
+    scope = route_scope(method, rule)
+    return scope == PUBLIC or (scope in ANONYMOUS_SCOPES and (method, rule) not in NEEDS_USER)
 
 
 def check_access() -> None:
@@ -61,15 +75,24 @@ def check_access() -> None:
     if scope == PUBLIC:
         return
     auth.require_scope(scope)
-    if scope is not None and scope not in ANONYMOUS_SCOPES:
+    if scope is not None and not anonymous_allowed(request.method, request.url_rule.rule):
         auth.require(SCOPE_ROLES[scope])
 
 
 def register(app: Flask) -> None:
     """Register every area of the API on the app (flask-openapi3's register_api: routes and their models)."""
-    from kb.web import api_admin, api_assist, api_authoring, api_documents, api_reference, api_retrieval, api_search
+    from kb.web import (
+        api_admin,
+        api_assist,
+        api_authoring,
+        api_documents,
+        api_feedback,
+        api_reference,
+        api_retrieval,
+        api_search,
+    )
 
-    for area in (api_search, api_assist, api_documents, api_authoring, api_admin, api_reference):
+    for area in (api_search, api_assist, api_documents, api_feedback, api_authoring, api_admin, api_reference):
         auth.csrf.exempt(area.bp)
         app.register_api(area.bp)
     auth.csrf.exempt(api_retrieval.bp)

@@ -17,7 +17,7 @@ import flask_openapi3_swagger
 from flask import Blueprint, Flask, current_app, jsonify, render_template
 
 from kb.accounts import SCOPE_ROLES
-from kb.web.api import ANONYMOUS_SCOPES, PUBLIC, route_scope
+from kb.web.api import ANONYMOUS_SCOPES, PUBLIC, anonymous_allowed, route_scope
 from kb.web.contract import Area, model_named, responses
 from kb.web.fields import setting_limits
 
@@ -87,7 +87,8 @@ def _build(app: Flask) -> dict:
     for uri, item in spec["paths"].items():
         for method, operation in item.items():
             rule = routes[(uri, method)]
-            _describe_access(operation, route_scope(method.upper(), rule.rule))
+            scope = route_scope(method.upper(), rule.rule)
+            _describe_access(operation, scope, anonymous_allowed(method.upper(), rule.rule))
             query = get_type_hints(inspect.unwrap(app.view_functions[rule.endpoint])).get("query")
             limits = setting_limits(query) if query else {}
             for parameter in operation.get("parameters", []):
@@ -102,7 +103,7 @@ def _build(app: Flask) -> dict:
     return spec
 
 
-def _describe_access(operation: dict, scope: str | None) -> None:
+def _describe_access(operation: dict, scope: str | None, anonymous: bool) -> None:
     """The operation's security (the key's scope; anonymous too where allowed) and a sentence saying so."""
     if scope == PUBLIC:
         operation["security"] = [{}]
@@ -110,9 +111,12 @@ def _describe_access(operation: dict, scope: str | None) -> None:
     elif scope is None:
         operation["security"] = [{}]
         note = "Takes no API key."
-    elif scope in ANONYMOUS_SCOPES:
+    elif anonymous:
         operation["security"] = [{SECURITY_SCHEME: [scope]}, {}]
         note = f"Anonymous, or an API key with the `{scope}` scope."
+    elif scope in ANONYMOUS_SCOPES:
+        operation["security"] = [{SECURITY_SCHEME: [scope]}]
+        note = f"An API key with the `{scope}` scope (no anonymous callers: it stores who said it)."
     else:
         operation["security"] = [{SECURITY_SCHEME: [scope]}]
         note = f"An API key with the `{scope}` scope, of a user with at least the {SCOPE_ROLES[scope]} role."

@@ -15,6 +15,7 @@ from kb.results import CATEGORY_PATTERN, MODES
 from kb.web.contract import Area, Body, Model, Query, responses
 from kb.web.extensions import searcher
 from kb.web.fields import Day, at_most, chars_at_most, matching
+from kb.web.searches import log_search
 
 log = logging.getLogger(__name__)
 bp = Area(
@@ -117,6 +118,7 @@ def _search(query: str, k: int | None, mode: str, filters: dict | None, as_of: s
         results.degraded,
         results.query,
     )
+    log_search(results)
     return jsonify(results.to_dict())
 
 

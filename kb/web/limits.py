@@ -1,4 +1,4 @@
-"""Rate limits (Flask-Limiter): search, log-in, failed API keys and writes, per client address and per credential.
+"""Rate limits (Flask-Limiter): search, log-in, failed API keys, feedback and writes, per client address and per credential.
 
 Each limit is a setting (``KB_RATE_LIMIT_*``, see kb/config.py) and an
 application-wide Flask-Limiter limit with its own scope, checked before any
@@ -10,7 +10,8 @@ other hook of a request:
     login           POST /login                                    address
     login-failures  failed log-ins (MAX_FAILED_LOGINS per LOCKOUT)  name and address together
     key-failures    failed API-key authentications                 address
-    write           POST/PUT/PATCH/DELETE (API and forms)           address; API key or user
+    feedback        POST /api/v1/feedback, POST /api/v1/sops/<id>/flags   address; API key or user
+    write           other POST/PUT/PATCH/DELETE (API and forms)     address; API key or user
     read            every other GET (pages, SOPs, history, diffs)   address (not static files, /healthz)
 
 Failed log-ins are counted per name *and* address, so a stranger guessing at a
@@ -58,6 +59,7 @@ SEARCH_ENDPOINTS = frozenset(
         "mcp.endpoint",
     }
 )
+FEEDBACK_ENDPOINTS = frozenset({"api_feedback.feedback_post", "api_feedback.flag"})
 READ_EXEMPT = frozenset({"static", "api_admin.healthz"})  # a load balancer's health checks are never refused
 LOGIN_ENDPOINT = "auth.login"
 REDIS_TIMEOUT = 0.5  # seconds: an unreachable Redis costs at most this before the in-memory fallback
@@ -67,6 +69,7 @@ MESSAGES = {
     "login": ("too many log-in attempts from this address", "client"),
     "login-failures": ("too many failed log-ins for this name from this address", "name"),
     "key-failures": ("too many failed API-key authentications from this address", "Authorization"),
+    "feedback": ("too many feedback answers and flags from this client", "client"),
     "write": ("too many changes from this client", "client"),
     "read": ("too many requests from this address", "client"),
 }
@@ -105,8 +108,17 @@ def _is_read() -> bool:
     )
 
 
+def _is_feedback() -> bool:
+    return request.endpoint in FEEDBACK_ENDPOINTS
+
+
 def _is_write() -> bool:
-    return request.method in WRITE_METHODS and not _is_search() and request.endpoint != LOGIN_ENDPOINT
+    return (
+        request.method in WRITE_METHODS
+        and not _is_search()
+        and not _is_feedback()
+        and request.endpoint != LOGIN_ENDPOINT
+    )
 
 
 def _login_key() -> str:
@@ -155,6 +167,13 @@ def _limits(settings: dict) -> list[ApplicationLimit]:
             deduct_when=failed("key_failed"),
         ),
         ApplicationLimit(rate("RATE_LIMIT_READ"), scope="read", exempt_when=unless(_is_read)),
+        ApplicationLimit(rate("RATE_LIMIT_FEEDBACK"), scope="feedback", exempt_when=unless(_is_feedback)),
+        ApplicationLimit(
+            rate("RATE_LIMIT_FEEDBACK"),
+            key_function=credential,
+            scope="feedback",
+            exempt_when=unless(_is_feedback, credential),
+        ),
         ApplicationLimit(rate("RATE_LIMIT_WRITE"), scope="write", exempt_when=unless(_is_write)),
         ApplicationLimit(
             rate("RATE_LIMIT_WRITE"), key_function=credential, scope="write", exempt_when=unless(_is_write, credential)

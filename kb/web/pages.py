@@ -12,6 +12,7 @@ from kb.history import parse_day
 from kb.redaction import redact
 from kb.search import MODES
 from kb.web.extensions import searcher
+from kb.web.searches import log_search
 
 bp = Blueprint("pages", __name__)
 
@@ -35,6 +36,7 @@ def search_page():
         try:
             day = parse_day(as_of) if as_of else None
             results = searcher().search(query, None, mode, filters or None, as_of=day)
+            log_search(results)
         except (QueryError, InputError) as exc:
             error = redact(exc.message)
     gen = searcher().generation

@@ -1,0 +1,73 @@
+"""The search log: one row per search answered, for the owners' dashboard (searches per day, content gaps).
+
+A row holds the query masked with kb.redaction.redact (never the raw text), who asked by kind (``person``: a
+logged-in user or the search page; ``bot``: an API key; ``anonymous``: an API call without a key), how many
+SOPs were found, the top one, and the mode. Nothing else about the asker is kept. :func:`prune` deletes rows
+older than KB_SEARCH_LOG_DAYS days; kb/web/searches.py records each search and prunes at most hourly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from kb.errors import InputError
+from kb.redaction import redact
+from kb.store import TIME_FORMAT, now, transaction
+
+ACTOR_KINDS = ("person", "bot", "anonymous")
+MAX_QUERY_CHARS = 2000  # a longer query (only possible with a larger KB_MAX_QUERY_CHARS) is stored cut
+
+
+def record(db: sqlite3.Connection, query: str, actor_kind: str, results: int, top_sop_id: str | None, mode: str) -> int:
+    """Store one search (its query masked) and return the row's id.
+
+    Raises:
+        InputError: an unknown actor_kind or a negative result count.
+    """
+    if actor_kind not in ACTOR_KINDS:
+        raise InputError(f"actor_kind: must be one of {', '.join(ACTOR_KINDS)}", {"field": "actor_kind"})
+    if isinstance(results, bool) or not isinstance(results, int) or results < 0:
+        raise InputError("results: must be a whole number, 0 or more", {"field": "results"})
+    masked = redact(query).strip()[:MAX_QUERY_CHARS]
+    with transaction(db):
+        cursor = db.execute(
+            "INSERT INTO search_log (at, query, actor_kind, results, top_sop_id, mode) VALUES (?, ?, ?, ?, ?, ?)",
+            (now(), masked, actor_kind, results, top_sop_id, mode),
+        )
+    return cursor.lastrowid
+
+
+def prune(db: sqlite3.Connection, days: int, moment: datetime | None = None) -> int:
+    """Delete rows older than days days before moment (default now); return how many were deleted."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InputError("days: must be a whole number, 1 or more", {"field": "days"})
+    cutoff = ((moment or datetime.now(UTC)) - timedelta(days=days)).strftime(TIME_FORMAT)
+    with transaction(db):
+        return db.execute("DELETE FROM search_log WHERE at < ?", (cutoff,)).rowcount
+
+
+def searches_per_day(db: sqlite3.Connection, since: str | None = None, until: str | None = None) -> list[dict]:
+    """Searches per UTC day, oldest first, each {"day", "person", "bot", "anonymous", "total"}.
+
+    Args:
+        since, until: YYYY-MM-DD, both days included; None: no bound.
+    """
+    for name, day in (("since", since), ("until", until)):
+        if day is not None:
+            try:
+                datetime.strptime(day, "%Y-%m-%d")
+            except (TypeError, ValueError):
+                raise InputError(f"{name}: must be a date as YYYY-MM-DD", {"field": name}) from None
+    rows = db.execute(
+        "SELECT substr(at, 1, 10) AS day, actor_kind, COUNT(*) AS n FROM search_log"
+        " WHERE (? IS NULL OR substr(at, 1, 10) >= ?) AND (? IS NULL OR substr(at, 1, 10) <= ?)"
+        " GROUP BY day, actor_kind ORDER BY day",
+        (since, since, until, until),
+    )
+    days: dict[str, dict] = {}
+    for row in rows:
+        counts = days.setdefault(row["day"], {"day": row["day"], **dict.fromkeys(ACTOR_KINDS, 0), "total": 0})
+        counts[row["actor_kind"]] += row["n"]
+        counts["total"] += row["n"]
+    return list(days.values())
