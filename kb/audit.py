@@ -72,7 +72,7 @@ def record(
     return cursor.lastrowid
 
 
-def _moment(field: str, value: object, end_of_day: bool) -> str:
+def parse_moment(field: str, value: object, end_of_day: bool) -> str:
     """Turn a date or datetime (text or object) into the stored time format, in UTC."""
     if isinstance(value, str):
         try:
@@ -135,8 +135,8 @@ def query(
         target = redact(str(target))
         where.append("(target = ? OR substr(target, 1, ?) IN (?, ?))")
         params += [target, len(target) + 1, target + "/", target + "#"]
-    start = None if since is None else _moment("since", since, end_of_day=False)
-    end = None if until is None else _moment("until", until, end_of_day=True)
+    start = None if since is None else parse_moment("since", since, end_of_day=False)
+    end = None if until is None else parse_moment("until", until, end_of_day=True)
     if start is not None and end is not None and end < start:
         raise QueryError("until: must not be before since", {"field": "until"})
     if start is not None:

@@ -10,7 +10,8 @@ from kb.errors import QueryError
 from kb.indexing.filters import Filters
 
 MODES = ("hybrid", "keyword", "semantic")
-_CATEGORY = re.compile(r"^[a-z0-9-]+(/[a-z0-9-]+)?$")
+CATEGORY_PATTERN = r"^[a-z0-9-]+(/[a-z0-9-]+)?$"  # a category or group id, as a filter names it
+_CATEGORY = re.compile(CATEGORY_PATTERN)
 
 
 @dataclass(frozen=True)

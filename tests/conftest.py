@@ -359,6 +359,35 @@ def authoring(sop_repo, data_dir, settings_for) -> Authoring:
     return Authoring(sop_repo, data_dir, settings)
 
 
+@pytest.fixture(scope="module")
+def fuzz(tmp_path_factory, model_data) -> Authoring:
+    """An authoring instance over the tiny SOPs (users and keys per role, one draft by ann) whose rate limits do
+    not stop a fuzzer: for the hostile-input and contract tests."""
+    repo = tmp_path_factory.mktemp("fuzz-content")
+    sops = init_repo(repo, TINY_DOCS)
+    data = tmp_path_factory.mktemp("fuzz-data")
+    shutil.copytree(model_data / "models", data / "models")
+    shutil.copy(model_data / "embeddings.sqlite", data / "embeddings.sqlite")
+    build_index(sops, data)
+    settings = load_settings({"CONTENT_DIR": sops, "DATA_DIR": data}, environ={})
+    settings.update(
+        RATE_LIMIT_READ="100000/minute",
+        RATE_LIMIT_SEARCH="100000/minute",
+        RATE_LIMIT_WRITE="100000/minute",
+        RATE_LIMIT_LOGIN="100000/minute",
+    )
+    authoring = Authoring(repo, data, settings)
+    text = full_sop("pay-duplicate-charge", "Duplicate charges", "Fuzzed settlements are refunded within five days.")
+    body = {
+        "sop_id": "pay-duplicate-charge",
+        "markdown": text,
+        "base_revision": authoring.revision("pay-duplicate-charge"),
+        "summary": "fuzz",
+    }
+    assert authoring.call("POST", "/api/v1/drafts", "ann", json=body).status_code == 201
+    return authoring
+
+
 def serve_in_thread(app):
     """Serve app on a free loopback port in a thread; return (base URL, server)."""
     with socket.socket() as probe:

@@ -59,19 +59,21 @@ def test_snippets_are_escaped_with_only_mark_added(client):
 @pytest.mark.parametrize(
     "request_args, field",
     [
-        ({"path": "/api/v1/search"}, "query"),
-        ({"path": "/api/v1/search?q=" + "x" * 2001}, "query"),
+        ({"path": "/api/v1/search"}, "q"),
+        ({"path": "/api/v1/search?q=" + "x" * 2001}, "q"),
         ({"path": "/api/v1/search?q=refund&k=ten"}, "k"),
         ({"path": "/api/v1/search?q=refund&k=0"}, "k"),
         ({"path": "/api/v1/search?q=refund&mode=fuzzy"}, "mode"),
-        ({"path": "/api/v1/search?q=refund&business_line=crypto"}, "filters.business_line"),
+        ({"path": "/api/v1/search?q=refund&business_line=crypto"}, "business_line"),
+        ({"path": "/api/v1/search?q=refund&colour=red"}, "colour"),
     ],
 )
 def test_bad_get_requests_get_400_in_the_error_shape(client, request_args, field):
     response = client.get(request_args["path"])
     assert response.status_code == 400
     error = response.get_json()["error"]
-    assert error["code"] == "bad_request" and error["details"] == {"field": field}
+    assert error["code"] == "bad_request" and error["details"]["field"] == field
+    assert [p["field"] for p in error["details"]["problems"]] == [field]
     assert error["message"].startswith(field)
 
 
@@ -89,7 +91,27 @@ def test_bad_get_requests_get_400_in_the_error_shape(client, request_args, field
 def test_bad_post_requests_get_400_in_the_error_shape(client, kwargs, field):
     response = client.post("/api/v1/search", **kwargs)
     assert response.status_code == 400
-    assert response.get_json()["error"]["details"] == {"field": field}
+    details = response.get_json()["error"]["details"]
+    assert details["field"] == field and [p["field"] for p in details["problems"]] == [field]
+
+
+def test_every_problem_of_a_request_is_listed_at_once(client):
+    response = client.get("/api/v1/search?k=0&mode=fuzzy&type=memo&colour=red")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    fields = [p["field"] for p in error["details"]["problems"]]
+    assert fields == ["q", "k", "mode", "type", "colour"] and error["details"]["field"] == "q"
+    assert error["message"] == "q: required (and 4 more: see details.problems)"
+    assert all(p["message"] for p in error["details"]["problems"])
+    body = {"query": " ", "k": "5", "filters": {"type": "memo", "owner": "x"}, "limit": 1}
+    problems = client.post("/api/v1/search", json=body).get_json()["error"]["details"]["problems"]
+    assert {p["field"]: p["message"] for p in problems} == {
+        "query": "must not be blank",
+        "k": "must be a valid integer",
+        "filters.type": "must be 'sop', 'policy' or ''",
+        "filters.owner": "unknown field",
+        "limit": "unknown field",
+    }
 
 
 def test_get_sop_returns_metadata_sections_html_markdown_and_revision(client, library):

@@ -71,40 +71,6 @@ BODY_FIELDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def fuzz(tmp_path_factory, model_data):
-    """An authoring instance (users, keys, one draft) whose limits do not stop a fuzzer."""
-    import shutil
-
-    from kb.config import load_settings
-    from kb.indexing.builder import build_index
-    from tests.conftest import TINY_DOCS, Authoring, full_sop, init_repo
-
-    repo = tmp_path_factory.mktemp("fuzz-content")
-    sops = init_repo(repo, TINY_DOCS)
-    data = tmp_path_factory.mktemp("fuzz-data")
-    shutil.copytree(model_data / "models", data / "models")
-    shutil.copy(model_data / "embeddings.sqlite", data / "embeddings.sqlite")
-    build_index(sops, data)
-    settings = load_settings({"CONTENT_DIR": sops, "DATA_DIR": data}, environ={})
-    settings.update(
-        RATE_LIMIT_READ="100000/minute",
-        RATE_LIMIT_SEARCH="100000/minute",
-        RATE_LIMIT_WRITE="100000/minute",
-        RATE_LIMIT_LOGIN="100000/minute",
-    )
-    authoring = Authoring(repo, data, settings)
-    text = full_sop("pay-duplicate-charge", "Duplicate charges", "Fuzzed settlements are refunded within five days.")
-    body = {
-        "sop_id": "pay-duplicate-charge",
-        "markdown": text,
-        "base_revision": authoring.revision("pay-duplicate-charge"),
-        "summary": "fuzz",
-    }
-    assert authoring.call("POST", "/api/v1/drafts", "ann", json=body).status_code == 201
-    return authoring
-
-
 def _check(response, what: str, failures: list[str]) -> None:
     if response.status_code >= 500:
         failures.append(f"{what}: {response.status_code} {response.get_data(as_text=True)[:200]}")

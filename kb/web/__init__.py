@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 
+from kb import __version__
 from kb.assist import Assistant
 from kb.config import load_settings
 from kb.history import History
@@ -20,7 +21,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     Settings come from their defaults, then KB_* environment variables, then
     test_config (which may also carry Flask keys such as TESTING).
     """
-    app = Flask(__name__, instance_relative_config=True)
+    from kb.web import contract
+
+    app = contract.make_app(__name__, __version__, instance_relative_config=True)
     settings = load_settings(test_config)
     app.config.from_mapping(KB=settings, JSON_SORT_KEYS=False)
     app.config.from_prefixed_env("KB", loads=str)

@@ -1,21 +1,27 @@
-"""The JSON API, version 1: shared request helpers, the key scope of every route, and its areas.
+"""The JSON API, version 1: the key scope of every route, who may call it, and its areas.
 
-Each area is a blueprint of its own: kb/web/api_search.py (search), api_assist.py (a whole ticket),
-api_documents.py (documents, categories, history), api_authoring.py (drafts, review, publish) and
-api_admin.py (audit, health).
-register() adds them all, exempts them from CSRF (the API takes API keys, never the session cookie) and
-checks every /api/ request made with a key against ROUTE_SCOPES.
+Each area is a blueprint of its own (a kb.web.contract.Area, whose routes declare their request and answer
+models): kb/web/api_search.py (search), api_assist.py (a whole ticket), api_documents.py (documents,
+categories, history), api_authoring.py (drafts, review, publish), api_admin.py (audit, health) and
+api_reference.py (the OpenAPI document and its reference page). register() adds them all, exempts them from
+CSRF (the API takes API keys, never the session cookie) and checks every /api/ request against ROUTE_SCOPES
+before its fields are validated.
 """
 
 from __future__ import annotations
 
 from flask import Flask, request
 
-from kb.errors import InputError, QueryError
+from kb.accounts import SCOPE_ROLES
 from kb.web import auth
 
-# The scope an API key needs for each route (method, rule); a route missing here refuses every key.
+PUBLIC = "public"  # not a scope: anyone may call the route, with or without a key (the contract itself)
+ANONYMOUS_SCOPES = frozenset({"search", "read"})  # routes of these scopes answer without credentials too
+
+# The scope an API key needs for each route (method, rule); a route missing here refuses every key. A route
+# whose scope is not in ANONYMOUS_SCOPES also needs a user whose role reaches it (SCOPE_ROLES).
 ROUTE_SCOPES = {
+    ("GET", "/api/v1/openapi.json"): PUBLIC,
     ("GET", "/api/v1/search"): "search",
     ("POST", "/api/v1/search"): "search",
     ("POST", "/api/v1/assist"): "search",
@@ -39,41 +45,30 @@ ROUTE_SCOPES = {
 }
 
 
-def check_key_scope() -> None:
-    """A request made with an API key needs the route's scope (403 naming it); HEAD is checked as GET."""
+def route_scope(method: str, rule: str) -> str | None:
+    """The scope of a route (PUBLIC for the open ones), None when it takes no key; HEAD is GET."""
+    return ROUTE_SCOPES.get(("GET" if method == "HEAD" else method, rule))
+
+
+def check_access() -> None:
+    """Before a /api/ request is validated: a key needs the route's scope (403 naming it), and a route that is
+    not open to anonymous callers needs a user with the scope's role (401, or 403 with the role)."""
     if request.url_rule is None or not request.path.startswith("/api/"):
         return
-    method = "GET" if request.method == "HEAD" else request.method
-    auth.require_scope(ROUTE_SCOPES.get((method, request.url_rule.rule)))
+    scope = route_scope(request.method, request.url_rule.rule)
+    if scope == PUBLIC:
+        return
+    auth.require_scope(scope)
+    if scope is not None and scope not in ANONYMOUS_SCOPES:
+        auth.require(SCOPE_ROLES[scope])
 
 
 def register(app: Flask) -> None:
-    """Register every area of the API on the app."""
-    from kb.web import api_admin, api_assist, api_authoring, api_documents, api_search
+    """Register every area of the API on the app (flask-openapi3's register_api: routes and their models)."""
+    from kb.web import api_admin, api_assist, api_authoring, api_documents, api_reference, api_search
 
-    for area in (api_search, api_assist, api_documents, api_authoring, api_admin):
+    for area in (api_search, api_assist, api_documents, api_authoring, api_admin, api_reference):
         auth.csrf.exempt(area.bp)
-        app.register_blueprint(area.bp)
-    app.before_request(check_key_scope)
-
-
-def int_arg(name: str, value: str | None, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise QueryError(f"{name}: must be a whole number, got {value[:20]!r}", {"field": name}) from None
-
-
-def json_body(allowed: set[str], required: set[str] = frozenset()) -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InputError("body: must be a JSON object", {"field": "body"})
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InputError(f"{unknown[0]}: unknown field", {"field": unknown[0]})
-    for name in sorted(required):
-        if name not in body:
-            raise InputError(f"{name}: required", {"field": name})
-    return body
+        app.register_api(area.bp)
+    app.register_blueprint(api_reference.assets)
+    app.before_request(check_access)

@@ -1,7 +1,9 @@
 """One error shape for the API, {"error": {"code", "message", "details"}}, and error pages.
 
 Every message and every string in details is redacted here, once for every error: a value echoed
-back (a filter, a field, a name) never carries a card number out.
+back (a filter, a field, a name) never carries a card number out. A refused request (400, 422) names
+its first field in details.field and lists every problem in details.problems, [{"field", "message"}]
+(kb/web/contract.py lists several when a request's models find several; a single check lists one).
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ import logging
 import sqlite3
 from urllib.parse import urlencode
 
-from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from kb.errors import AuthRequiredError, ForbiddenError, KbError, StorageError, TooLargeError
+from kb.errors import AuthRequiredError, ForbiddenError, InputError, KbError, QueryError, StorageError, TooLargeError
 from kb.redaction import install_log_filter, redact, redact_data
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,16 @@ log = logging.getLogger(__name__)
 def error_body(code: str, message: str, details: object = None) -> dict:
     """The API's error shape."""
     return {"error": {"code": code, "message": message, "details": details}}
+
+
+def _with_problems(error: KbError) -> object:
+    """A refused request's details with its problems listed: one, from the message, when the check found one."""
+    details = error.details
+    if not isinstance(error, QueryError | InputError) or not isinstance(details, dict) or "problems" in details:
+        return details
+    field = details.get("field")
+    message = error.message.removeprefix(f"{field}: ") if isinstance(field, str) else error.message
+    return {**details, "problems": [{"field": field, "message": message}]}
 
 
 def _wants_json() -> bool:
@@ -55,7 +67,7 @@ def register(app: Flask) -> None:
             auth.denied(auth.current_user(), redact(error.message))
         if error.http_status >= 500:
             log.error("%s: %s", error.code, error.message)
-        return _respond(error.http_status, error.code, redact(error.message), redact_data(error.details))
+        return _respond(error.http_status, error.code, redact(error.message), redact_data(_with_problems(error)))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -64,7 +76,11 @@ def register(app: Flask) -> None:
             message = f"body: more than the {limit:,} bytes a request may send" if limit else "body: too large"
             return _respond(413, TooLargeError.code, message, {"field": "body"})
         code = (error.name or "error").lower().replace(" ", "_")
-        return _respond(error.code or 500, code, redact(error.description or error.name or ""))
+        response, status = _respond(error.code or 500, code, redact(error.description or error.name or ""))
+        if getattr(error, "valid_methods", None):  # 405 names the methods the route takes (RFC 9110)
+            response = make_response(response, status)
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response, status
 
     @app.errorhandler(sqlite3.Error)
     def database_error(error: sqlite3.Error):
