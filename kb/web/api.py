@@ -6,7 +6,7 @@ api_feedback.py (feedback and flags on SOPs), api_authoring.py
 (drafts, review, publish), api_admin.py (audit, health), api_retrieval.py (Dify's
 External Knowledge API, POST /retrieval, a plain blueprint with its own error shape) and api_reference.py (the OpenAPI document and its
 reference page). register() adds them all, exempts them from CSRF (the API takes API keys, never the session
-cookie) and checks every request to the machine API (kb/web/paths.py: /api/ and /retrieval) against ROUTE_SCOPES before its fields are validated.
+cookie) and checks every request to the machine API (kb/web/paths.py: /api/, /retrieval and /mcp) against ROUTE_SCOPES before its fields are validated.
 """
 
 from __future__ import annotations

@@ -1,53 +1,53 @@
 """The JSON API's assist area: POST /api/v1/assist, a whole ticket in, categories, citations and a macro out.
 
-The request and the answer are pydantic models in the API's contract (kb/web/contract.py): every problem (a
-wrong type, an unknown or missing field, a value out of range) is reported at once in the one error shape,
-400 ``bad_request`` with details {"field": the first, "problems": [{"field", "message"}, ...]}. The answer is
-kb.assist's, documented by AssistAnswer (which the MCP server's assist_ticket tool also answers). The key
-scope is "search" (kb/web/api.py ROUTE_SCOPES), the rate limit the search limit (kb/web/limits.py).
+The request and answer models follow kb/web/contract.py: the request is validated before the view (every
+problem at once, 400 ``bad_request`` like search, in the one error shape), the answer model documents
+kb.assist's answer in /api/v1/openapi.json and the schemathesis test checks every answer against it.
+Checks beyond the schema answer 400 from kb.assist: a ticket with no text, subject and body together past
+KB_MAX_REQUEST_BYTES characters, a category that does not exist. The key scope is "search"
+(kb/web/api.py ROUTE_SCOPES), the rate limit the search limit (kb/web/limits.py).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
 from flask import jsonify
 from pydantic import Field, model_validator
 
-from kb.documents import BUSINESS_LINES
+from kb.assist import DEFAULT_RESULTS
 from kb.errors import QueryError
-from kb.results import CATEGORY_PATTERN
+from kb.web.api_search import BusinessLine, CategoryId, SearchHit
 from kb.web.contract import Area, Body, Model, responses
 from kb.web.extensions import assistant
-from kb.web.fields import at_most, matching
+from kb.web.fields import at_most
 
 log = logging.getLogger(__name__)
 bp = Area(
     "api_assist",
     __name__,
     tag="Assist",
-    description="A whole ticket in: its likely categories, the SOP sections to cite, the macro to send, and "
-    "whether kb has a confident answer at all.",
+    description="A whole ticket in: its likely categories, the SOP sections to cite, a macro, and whether kb "
+    "knows the answer.",
     invalid=QueryError,  # like search: bad fields answer 400
 )
 
-BusinessLine = Literal[BUSINESS_LINES]  # type: ignore[valid-type]
-
 
 class AssistRequest(Body):
-    """A ticket: its subject and body (either may be empty, not both), optional filters and how many results.
-
-    The body may be as long as a request may be (KB_MAX_REQUEST_BYTES); kb.assist reads its start.
-    """
+    """A ticket: its subject and body (either may be empty, not both), optional filters and how many results."""
 
     subject: str = Field(description="The ticket's subject line; empty when it has none.")
-    body: str = Field(description="The ticket's text. Card numbers are masked before anything reads it.")
-    business_line: BusinessLine | None = Field(None, description="Only SOPs of this business line (and of all).")
-    category: matching(CATEGORY_PATTERN, "must be a category or group id, such as payments/duplicate-charge") | None = (
-        Field(None, description="Only SOPs serving this category or group (a filter; it must exist).")
+    body: str = Field(
+        description="The ticket's text. Card numbers are masked before anything reads it; the subject and the "
+        "start of the body (KB_MAX_QUERY_CHARS characters) are searched and classified."
     )
-    k: at_most("MAX_K") | None = Field(None, description="How many SOPs (default 5, at most KB_MAX_K).")
+    business_line: BusinessLine | None = Field(
+        default=None, description="Only SOPs of this business line (and of 'all')."
+    )
+    category: CategoryId | None = Field(
+        default=None, description="Only SOPs serving this category or group (a filter); it must exist."
+    )
+    k: at_most("MAX_K") | None = Field(default=None, description=f"How many SOPs (default {DEFAULT_RESULTS}).")
 
     @model_validator(mode="after")
     def _has_text(self) -> AssistRequest:
@@ -61,14 +61,7 @@ class AssistCategory(Model):
 
     id: str
     name: str
-    confidence: float = Field(ge=0, le=1)
-
-
-class AssistSection(Model):
-    """The cited section of a result."""
-
-    heading: str
-    anchor: str
+    confidence: float = Field(ge=0, le=1, description="Calibrated on held-out phrasings; they sum to at most 1.")
 
 
 class AssistCitation(Model):
@@ -80,20 +73,9 @@ class AssistCitation(Model):
     url: str
 
 
-class AssistResult(Model):
-    """A search result (as GET /api/v1/search answers it) with the section's text and its citation."""
+class AssistResult(SearchHit):
+    """A search result (as /api/v1/search answers it) with the section's text and its citation."""
 
-    sop_id: str
-    title: str
-    type: str
-    business_line: str
-    categories: list[str]
-    section: AssistSection
-    url: str
-    snippet: str
-    score: float
-    revision: str | None
-    other_sections: list[dict]
     text: str = Field(description="The section as plain text, shared values resolved.")
     citation: AssistCitation
     stale: bool = Field(description="The SOP is past its review_by date; it never supplies the macro.")
@@ -109,36 +91,30 @@ class AssistMacro(Model):
 
 
 class AssistAnswer(Model):
-    """POST /api/v1/assist's answer; reason is present only when the ticket is not answerable."""
+    """What kb makes of a ticket; reason is present only when it is not answerable."""
 
-    categories: list[AssistCategory]
+    categories: list[AssistCategory] = Field(description="The classifier's three likeliest, best first.")
     results: list[AssistResult]
-    macro: AssistMacro | None
-    answerable: bool
-    reason: str | None = None
+    macro: AssistMacro | None = Field(description="Only when the ticket is answerable.")
+    answerable: bool = Field(description="False when neither the classifier nor search is confident.")
+    reason: str | None = Field(default=None, description="Why the ticket is not answerable.")
     redactions: int = Field(ge=0, description="Card numbers masked in the subject and body.")
 
 
-@bp.post("/api/v1/assist", responses=responses(AssistAnswer, 404))
+@bp.post("/api/v1/assist", responses=responses(AssistAnswer))
 def assist(body: AssistRequest):
-    """Answer a whole ticket: likely categories, the sections to cite, the macro, and whether kb is confident.
+    """Answer a whole ticket: categories, cited SOP sections, a macro, and whether kb knows.
 
-    `answerable` is false, with a `reason`, when neither the category classifier nor search is confident;
-    results from SOPs past their review date carry `stale` and never supply the macro (see kb.assist).
+    A named category filters the results; business_line too. See the README's "Agent assist".
     """
-    ticket = body
     answer = assistant().assist(
-        subject=ticket.subject,
-        body=ticket.body,
-        business_line=ticket.business_line,
-        category=ticket.category,
-        k=ticket.k,
+        subject=body.subject, body=body.body, business_line=body.business_line, category=body.category, k=body.k
     )
     log.info(
-        "assist results=%d answerable=%s redactions=%d categories=%s",
+        "assist results=%d answerable=%s redactions=%d category=%s",
         len(answer["results"]),
         answer["answerable"],
         answer["redactions"],
-        [c["id"] for c in answer["categories"][:1]],
+        answer["categories"][0]["id"] if answer["categories"] else None,
     )
     return jsonify(answer)
