@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -149,6 +150,35 @@ def init_repo(repo: Path, files: dict[str, str], categories: str = CATEGORIES, v
     return sops
 
 
+def _link_model_file(source: str, target: str, *, follow_symlinks: bool = True) -> str:
+    """Hard-link a file of the exported model, copy anything else.
+
+    The exported model is about 110 MB and some 300 tests start from it: copies filled CI's disk. kb never writes
+    into a model file (an export or quantisation is written beside it and moved into place), so a link is safe;
+    lock files and everything outside models/ are copied, and a link across file systems falls back to a copy.
+    """
+    if f"{os.sep}models{os.sep}" in source and not source.endswith(".lock"):
+        try:
+            os.link(source, target)
+            return target
+        except OSError:
+            pass
+    return shutil.copy2(source, target, follow_symlinks=follow_symlinks)
+
+
+def copy_data(source: Path, target: Path) -> None:
+    """Copy an instance folder, the model's files hard-linked (see _link_model_file)."""
+    shutil.copytree(source, target, copy_function=_link_model_file, dirs_exist_ok=True)
+
+
+def seed_data(source: Path, target: Path) -> Path:
+    """Start the data folder target from source's exported model and embedding cache (no index); return it."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source / "models", target / "models", copy_function=_link_model_file)
+    shutil.copy(source / "embeddings.sqlite", target / "embeddings.sqlite")
+    return target
+
+
 def commit_all(repo: Path, message: str) -> str:
     """Commit every change in repo; return the new commit id."""
     git(repo, "add", "-A")
@@ -171,8 +201,7 @@ def data_dir(tmp_path, model_data) -> Path:
     """A fresh data folder that starts with the session's exported model and embedding cache (no index)."""
     data = tmp_path / "instance"
     data.mkdir()
-    shutil.copytree(model_data / "models", data / "models")
-    shutil.copy(model_data / "embeddings.sqlite", data / "embeddings.sqlite")
+    seed_data(model_data, data)
     return data
 
 
@@ -204,8 +233,7 @@ def library(tmp_path_factory, model_data) -> dict:
     git(repo, "config", "user.name", "kb tests")
     commit_all(repo, "shipped library")
     data = tmp_path_factory.mktemp("library-data")
-    shutil.copytree(model_data / "models", data / "models")
-    shutil.copy(model_data / "embeddings.sqlite", data / "embeddings.sqlite")
+    seed_data(model_data, data)
     report = build_index(repo / "sops", data)
     assert not report.skipped, [str(p) for p in report.problems]
     return load_settings({"CONTENT_DIR": repo / "sops", "DATA_DIR": data}, environ={})
@@ -218,8 +246,7 @@ def engine_library(request, tmp_path_factory, library) -> dict:
     if engine == library["KEYWORD_ENGINE"]:
         return library
     data = tmp_path_factory.mktemp(f"library-data-{engine}")
-    shutil.copytree(library["DATA_DIR"] / "models", data / "models")
-    shutil.copy(library["DATA_DIR"] / "embeddings.sqlite", data / "embeddings.sqlite")
+    seed_data(library["DATA_DIR"], data)
     report = build_index(library["CONTENT_DIR"], data, engine=engine)
     assert not report.skipped and report.embedded == 0
     return load_settings(
@@ -366,8 +393,7 @@ def fuzz(tmp_path_factory, model_data) -> Authoring:
     repo = tmp_path_factory.mktemp("fuzz-content")
     sops = init_repo(repo, TINY_DOCS)
     data = tmp_path_factory.mktemp("fuzz-data")
-    shutil.copytree(model_data / "models", data / "models")
-    shutil.copy(model_data / "embeddings.sqlite", data / "embeddings.sqlite")
+    seed_data(model_data, data)
     build_index(sops, data)
     settings = load_settings({"CONTENT_DIR": sops, "DATA_DIR": data}, environ={})
     settings.update(

@@ -7,7 +7,6 @@ session's `app`.
 from __future__ import annotations
 
 import logging
-import shutil
 
 import pytest
 
@@ -15,6 +14,7 @@ from kb import accounts, audit, store
 from kb.config import load_settings
 from kb.search import Searcher
 from kb.web.api import ROUTE_SCOPES
+from tests.conftest import copy_data
 
 RELEVANT = "I was charged twice for the same order"
 OFF_TOPIC = "recipe for banana bread"
@@ -77,7 +77,7 @@ class Instance:
 @pytest.fixture(scope="module")
 def kb(library, tmp_path_factory) -> Instance:
     data = tmp_path_factory.mktemp("retrieval-data")
-    shutil.copytree(library["DATA_DIR"], data, dirs_exist_ok=True)
+    copy_data(library["DATA_DIR"], data)
     return Instance(load_settings({"CONTENT_DIR": library["CONTENT_DIR"], "DATA_DIR": data}, environ={}))
 
 
