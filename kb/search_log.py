@@ -38,6 +38,19 @@ def record(db: sqlite3.Connection, query: str, actor_kind: str, results: int, to
     return cursor.lastrowid
 
 
+def record_click(db: sqlite3.Connection, search_id: int, sop_id: str) -> bool:
+    """Note that the search search_id led to the SOP sop_id; return whether it was its first click.
+
+    Only the first SOP opened from a search is kept (a later click is the same search's second try). An unknown
+    search id changes nothing: a link from a pruned or another instance's search is not an error.
+    """
+    if isinstance(search_id, bool) or not isinstance(search_id, int) or search_id < 1:
+        raise InputError("search: must be a whole number, 1 or more", {"field": "search"})
+    with transaction(db):
+        cursor = db.execute("UPDATE search_log SET clicked = ? WHERE id = ? AND clicked IS NULL", (sop_id, search_id))
+    return cursor.rowcount == 1
+
+
 def prune(db: sqlite3.Connection, days: int, moment: datetime | None = None) -> int:
     """Delete rows older than days days before moment (default now); return how many were deleted."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:

@@ -20,7 +20,7 @@ from pathlib import Path
 from kb.errors import ConfigError
 
 DB_NAME = "kb.sqlite"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # MIGRATIONS[n] takes the schema from version n to n + 1.
@@ -171,6 +171,10 @@ MIGRATIONS: tuple[str, ...] = (
         mode TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS search_log_at ON search_log(at);
+    """,
+    # 7: which SOP a search led to (the first result opened from it), for the dashboard's no-click queries.
+    """
+    ALTER TABLE search_log ADD COLUMN clicked TEXT;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -25,6 +25,11 @@ SHARED = ROOT.parent / "shared"
 DEV_QUERIES = SHARED / "eval" / "dev-queries.jsonl"
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"  # installed from npm by ./scripts/test (package.json)
+SCREENSHOTS = ROOT / "tests" / "screenshots"  # git ignores it: look at them after a run
+NO_LIMITS = {  # for instances that browser tests and fuzzers drive faster than a person
+    f"RATE_LIMIT_{name}": "100000/minute" for name in ("READ", "SEARCH", "WRITE", "FEEDBACK", "LOGIN")
+}
 
 CATEGORIES = """\
 categories:
@@ -166,9 +171,9 @@ def _link_model_file(source: str, target: str, *, follow_symlinks: bool = True) 
     return shutil.copy2(source, target, follow_symlinks=follow_symlinks)
 
 
-def copy_data(source: Path, target: Path) -> None:
-    """Copy an instance folder, the model's files hard-linked (see _link_model_file)."""
-    shutil.copytree(source, target, copy_function=_link_model_file, dirs_exist_ok=True)
+def copy_data(source: Path, target: Path, ignore=None) -> None:
+    """Copy an instance folder, the model's files hard-linked (see _link_model_file); ignore as for copytree."""
+    shutil.copytree(source, target, copy_function=_link_model_file, dirs_exist_ok=True, ignore=ignore)
 
 
 def seed_data(source: Path, target: Path) -> Path:
@@ -396,13 +401,7 @@ def fuzz(tmp_path_factory, model_data) -> Authoring:
     seed_data(model_data, data)
     build_index(sops, data)
     settings = load_settings({"CONTENT_DIR": sops, "DATA_DIR": data}, environ={})
-    settings.update(
-        RATE_LIMIT_READ="100000/minute",
-        RATE_LIMIT_SEARCH="100000/minute",
-        RATE_LIMIT_WRITE="100000/minute",
-        RATE_LIMIT_FEEDBACK="100000/minute",
-        RATE_LIMIT_LOGIN="100000/minute",
-    )
+    settings.update(NO_LIMITS)
     authoring = Authoring(repo, data, settings)
     text = full_sop("pay-duplicate-charge", "Duplicate charges", "Fuzzed settlements are refunded within five days.")
     body = {
@@ -498,3 +497,89 @@ def redis_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# == the browser (issue 13): Debian's Chromium driven by Playwright, axe-core injected, screenshots kept =====
+
+
+@pytest.fixture(scope="module")
+def workspace(library, tmp_path_factory) -> Authoring:
+    """The shipped library in its own content repository and instance folder (its index copied, not rebuilt),
+    served by an app with a user and key per role (see Authoring) and no rate limits: for the browser tests."""
+    repo = tmp_path_factory.mktemp("workspace-content")
+    shutil.copytree(library["CONTENT_DIR"].parent, repo, dirs_exist_ok=True, symlinks=True)
+    data = tmp_path_factory.mktemp("workspace-data")
+    copy_data(library["DATA_DIR"], data, ignore=shutil.ignore_patterns("kb.sqlite*", "secret_key"))
+    settings = load_settings({"CONTENT_DIR": repo / "sops", "DATA_DIR": data}, environ={})
+    settings.update(NO_LIMITS)
+    return Authoring(repo, data, settings)
+
+
+@pytest.fixture(scope="module")
+def live_workspace(workspace):
+    """The workspace app served over HTTP on a free loopback port: its base URL."""
+    url, server = serve_in_thread(workspace.app)
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium (headless), once per test module; skipped when it is not installed."""
+    if not CHROMIUM_PATH.exists():
+        pytest.skip("Debian's chromium is not installed (./scripts/test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM_PATH), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser page at 1280x800 (its own cookies). page.console_errors lists what the page's console
+    reported as errors and any uncaught exception: tests assert it stays empty."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.console_errors = errors
+    yield tab
+    context.close()
+
+
+def log_in(page, base: str, name: str) -> None:
+    """Log the browser page in as one of Authoring's users (password "<name>-password-123")."""
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", f"{name}-password-123")
+    page.click("form button[type=submit]")
+    page.wait_for_load_state()
+    assert "/login" not in page.url, f"{name} could not log in"
+
+
+def axe_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict]:
+    """Run axe-core (from npm) on the page as it is now; return its violations of the given impacts, each
+    {"id", "impact", "help", "nodes": [the offending elements' selectors]}.
+
+    axe is evaluated through the DevTools protocol, which the page's Content-Security-Policy does not block.
+    """
+    if not AXE.exists():
+        pytest.fail(f"axe-core is missing at {AXE}: ./scripts/test installs it (npm ci)")
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text())
+    found = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))}))"""
+    )
+    return [v for v in found if v["impact"] in impacts]
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot as tests/screenshots/<name>.png (git ignores the folder); return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

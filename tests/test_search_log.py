@@ -138,3 +138,18 @@ def test_a_search_log_that_cannot_be_written_never_fails_the_search(logged, monk
 
     monkeypatch.setattr(search_log, "record", broken)
     assert logged.client.get("/api/v1/search?q=refund").status_code == 200
+
+
+def test_only_the_first_sop_opened_from_a_search_is_kept_as_its_click(tmp_path):
+    db = store.connect(tmp_path)
+    try:
+        first = search_log.record(db, "refund", "person", 3, "ecom-refund", "hybrid")
+        assert search_log.record_click(db, first, "ecom-refund") is True
+        assert search_log.record_click(db, first, "pay-duplicate-charge") is False
+        assert search_log.record_click(db, 999, "ecom-refund") is False  # pruned or unknown: nothing happens
+        row = db.execute("SELECT clicked FROM search_log WHERE id = ?", (first,)).fetchone()
+        assert row["clicked"] == "ecom-refund"
+        with pytest.raises(InputError, match="^search: must be a whole number"):
+            search_log.record_click(db, 0, "ecom-refund")
+    finally:
+        db.close()
