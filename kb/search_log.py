@@ -82,9 +82,7 @@ def revise(
     masked = redact(query).strip()[:MAX_QUERY_CHARS]
     moment = moment or datetime.now(UTC)
     with transaction(db):
-        row = db.execute(
-            "SELECT at, query, actor_kind, clicked FROM search_log WHERE id = ?", (search_id,)
-        ).fetchone()
+        row = db.execute("SELECT at, query, actor_kind, clicked FROM search_log WHERE id = ?", (search_id,)).fetchone()
         if row is None or row["clicked"] is not None or row["actor_kind"] != actor_kind:
             return False
         written = datetime.strptime(row["at"], TIME_FORMAT).replace(tzinfo=UTC)

@@ -42,7 +42,9 @@ def entries(kb) -> list[dict]:
 
 
 def typed(client, query: str, headers: dict | None = None):
-    response = client.get("/api/v1/search", query_string={"q": query, "mode": "keyword"}, headers=PAGE if headers is None else headers)
+    response = client.get(
+        "/api/v1/search", query_string={"q": query, "mode": "keyword"}, headers=PAGE if headers is None else headers
+    )
     assert response.status_code == 200, response.get_json()
     return response.get_json()
 
@@ -201,7 +203,9 @@ def test_each_result_carries_its_dates_and_badges(logged):
 
 
 def test_result_links_carry_the_masked_query_and_the_search_row():
-    assert result_link("/sops/a#b", "refund [card ending 1111]", 7) == "/sops/a?q=refund+%5Bcard+ending+1111%5D&from=7#b"
+    assert (
+        result_link("/sops/a#b", "refund [card ending 1111]", 7) == "/sops/a?q=refund+%5Bcard+ending+1111%5D&from=7#b"
+    )
     assert result_link("/sops/a/revisions/abc#b", "x", None) == "/sops/a/revisions/abc?q=x#b"
     long = "word " * 100
     assert len(re.search(r"q=([^&#]*)", result_link("/sops/a#b", long, 1))[1]) <= 200
@@ -210,5 +214,5 @@ def test_result_links_carry_the_masked_query_and_the_search_row():
 def test_the_page_links_each_result_with_the_query_and_its_row(logged):
     page = logged.client.get("/?q=duplicate+%3Cscript%3Ealert(1)%3C/script%3E").get_data(as_text=True)
     [entry] = entries(logged)
-    assert f'from={entry["id"]}#' in page and "?q=duplicate+%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in page
+    assert f"from={entry['id']}#" in page and "?q=duplicate+%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in page
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

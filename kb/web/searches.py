@@ -72,7 +72,11 @@ def log_search(results: SearchResults) -> int | None:
             db.execute("PRAGMA synchronous=NORMAL")
             own = session.get(SESSION_KEY) if page else None
             outcome = (kind, len(results.hits), top, results.mode)
-            if isinstance(own, int) and not isinstance(own, bool) and search_log.revise(db, own, results.query, *outcome):
+            if (
+                isinstance(own, int)
+                and not isinstance(own, bool)
+                and search_log.revise(db, own, results.query, *outcome)
+            ):
                 row = own
             else:
                 row = search_log.record(db, results.query, *outcome)
