@@ -181,6 +181,12 @@ SETTINGS: tuple[Setting, ...] = (
         "int",
     ),
     Setting(
+        "RECENT_DAYS",
+        14,
+        "Days after a document's effective date during which search results mark it 'recently updated'.",
+        "int",
+    ),
+    Setting(
         "CORS_ORIGINS",
         "",
         "Browser origins allowed to call /api/ from their pages (comma-separated scheme://host[:port]); "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 
@@ -12,6 +13,22 @@ from kb.indexing.filters import Filters
 MODES = ("hybrid", "keyword", "semantic")
 CATEGORY_PATTERN = r"^[a-z0-9-]+(/[a-z0-9-]+)?$"  # a category or group id, as a filter names it
 _CATEGORY = re.compile(CATEGORY_PATTERN)
+BADGES = ("recently_updated", "review_overdue", "retired")  # in this order on a result
+
+
+def badges(record: dict, today: dt.date, recent_days: int) -> tuple[str, ...]:
+    """A document's badges on a result: recently updated (effective within recent_days before today, or a
+    ``revised`` date of its last revision there when the record has one), review overdue (review_by before
+    today) and retired."""
+    found = []
+    dates = [record.get("effective"), record.get("revised")]
+    if any(d and 0 <= (today - dt.date.fromisoformat(d[:10])).days <= recent_days for d in dates):
+        found.append("recently_updated")
+    if record.get("review_by") and dt.date.fromisoformat(record["review_by"]) < today:
+        found.append("review_overdue")
+    if record.get("status") == "retired":
+        found.append("retired")
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,9 @@ class Hit:
     revision: str | None
     others: tuple[dict, ...] = ()
     in_force: str | None = None  # with as_of: the date searched for, when an older revision is cited
+    effective: str | None = None  # the document's effective date, YYYY-MM-DD
+    review_by: str | None = None
+    badges: tuple[str, ...] = ()  # of BADGES, see badges()
 
     @property
     def url(self) -> str:
@@ -52,6 +72,9 @@ class Hit:
             "score": round(self.score, 6),
             "revision": self.revision,
             "other_sections": list(self.others),
+            "effective": self.effective,
+            "review_by": self.review_by,
+            "badges": list(self.badges),
             **({"in_force_on": self.in_force} if self.in_force else {}),
         }
 

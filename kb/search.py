@@ -31,7 +31,7 @@ from kb.indexing.served import LiveIndex
 from kb.indexing.vector import set_threads
 from kb.querytext import PreparedQuery
 from kb.redaction import redact, strip_pans
-from kb.results import MODES, Hit, SearchResults, validate_request
+from kb.results import MODES, Hit, SearchResults, badges, validate_request
 from kb.snippets import make_snippet
 
 __all__ = ["MODES", "SearchDetail", "Searcher", "fuse_sections", "fusion_weights", "validate_request"]
@@ -335,6 +335,9 @@ class Searcher:
             score=group.score,
             revision=doc["revision"],
             others=others,
+            effective=doc.get("effective"),
+            review_by=doc.get("review_by"),
+            badges=badges(doc, dt.date.today(), self.settings["RECENT_DAYS"]),
         )
 
     # -- reading (kb.catalog over the served generation) --------------------------

@@ -4,6 +4,10 @@ A row holds the query masked with kb.redaction.redact (never the raw text), who 
 logged-in user or the search page; ``bot``: an API key; ``anonymous``: an API call without a key), how many
 SOPs were found, the top one, and the mode. Nothing else about the asker is kept. :func:`prune` deletes rows
 older than KB_SEARCH_LOG_DAYS days; kb/web/searches.py records each search and prunes at most hourly.
+
+The search page searches as the agent types; :func:`revise` lets one typed search stay one row: a query that
+continues the row's query (:func:`continues`: typed on, or its end edited) within REVISE_SECONDS of it replaces
+it, instead of adding a row per pause in the typing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from kb.store import TIME_FORMAT, now, transaction
 
 ACTOR_KINDS = ("person", "bot", "anonymous")
 MAX_QUERY_CHARS = 2000  # a longer query (only possible with a larger KB_MAX_QUERY_CHARS) is stored cut
+REVISE_SECONDS = 10  # a row is revised by a query that continues it at most this long after it was last written
 
 
 def record(db: sqlite3.Connection, query: str, actor_kind: str, results: int, top_sop_id: str | None, mode: str) -> int:
@@ -36,6 +41,60 @@ def record(db: sqlite3.Connection, query: str, actor_kind: str, results: int, to
             (now(), masked, actor_kind, results, top_sop_id, mode),
         )
     return cursor.lastrowid
+
+
+def continues(previous: str, query: str) -> bool:
+    """Whether query is the same search as previous, typed on: one starts with the other, or they share at least
+    half of the shorter one from the start (the end was edited), case and spacing aside."""
+    before, after = " ".join(previous.lower().split()), " ".join(query.lower().split())
+    if not before or not after:
+        return False
+    if before.startswith(after) or after.startswith(before):
+        return True
+    shared = 0
+    for a, b in zip(before, after, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared >= max(2, (min(len(before), len(after)) + 1) // 2)
+
+
+def revise(
+    db: sqlite3.Connection,
+    search_id: int,
+    query: str,
+    actor_kind: str,
+    results: int,
+    top_sop_id: str | None,
+    mode: str,
+    moment: datetime | None = None,
+) -> bool:
+    """Replace search search_id by query (masked) and its outcome, as one search typed on; return whether it was.
+
+    It is not (False, nothing changed) when the row is gone, a result of it was opened, it was written more than
+    REVISE_SECONDS before moment (default now), its asker's kind differs, or query does not continue its query.
+    The caller decides which row is the asker's own (kb/web/searches.py keeps it in the signed session).
+    """
+    if actor_kind not in ACTOR_KINDS:
+        raise InputError(f"actor_kind: must be one of {', '.join(ACTOR_KINDS)}", {"field": "actor_kind"})
+    if isinstance(results, bool) or not isinstance(results, int) or results < 0:
+        raise InputError("results: must be a whole number, 0 or more", {"field": "results"})
+    masked = redact(query).strip()[:MAX_QUERY_CHARS]
+    moment = moment or datetime.now(UTC)
+    with transaction(db):
+        row = db.execute("SELECT at, query, actor_kind, clicked FROM search_log WHERE id = ?", (search_id,)).fetchone()
+        if row is None or row["clicked"] is not None or row["actor_kind"] != actor_kind:
+            return False
+        written = datetime.strptime(row["at"], TIME_FORMAT).replace(tzinfo=UTC)
+        if not timedelta(0) <= moment - written <= timedelta(seconds=REVISE_SECONDS):
+            return False
+        if not continues(row["query"], masked):
+            return False
+        db.execute(
+            "UPDATE search_log SET at = ?, query = ?, results = ?, top_sop_id = ?, mode = ? WHERE id = ?",
+            (moment.strftime(TIME_FORMAT), masked, results, top_sop_id, mode, search_id),
+        )
+    return True
 
 
 def record_click(db: sqlite3.Connection, search_id: int, sop_id: str) -> bool:

@@ -11,7 +11,7 @@ from pydantic import Field
 from kb.documents import BUSINESS_LINES, TYPES
 from kb.errors import QueryError
 from kb.history import parse_day
-from kb.results import CATEGORY_PATTERN, MODES
+from kb.results import BADGES, CATEGORY_PATTERN, MODES
 from kb.web.contract import Area, Body, Model, Query, responses
 from kb.web.extensions import searcher
 from kb.web.fields import Day, at_most, chars_at_most, matching
@@ -94,6 +94,12 @@ class SearchHit(Model):
     revision: str | None = Field(description="The commit of the revision cited.")
     other_sections: list[OtherSection]
     in_force_on: str | None = Field(default=None, description="With as_of: the day searched for.")
+    effective: str | None = Field(default=None, description="The document's effective date (YYYY-MM-DD).")
+    review_by: str | None = Field(default=None, description="The date its owner must review it by.")
+    badges: list[Literal[BADGES]] = Field(
+        default_factory=list,
+        description="recently_updated (effective within KB_RECENT_DAYS), review_overdue (review_by passed), retired.",
+    )
 
 
 class SearchAnswer(Model):
@@ -104,6 +110,9 @@ class SearchAnswer(Model):
     took_ms: float
     degraded: bool = Field(description="True when the query encoder failed: keyword-only results.")
     results: list[SearchHit]
+    search_id: int | None = Field(
+        default=None, description="The search log's row for this search, when it was logged (see the search page)."
+    )
 
 
 def _search(query: str, k: int | None, mode: str, filters: dict | None, as_of: str | None):
@@ -118,8 +127,11 @@ def _search(query: str, k: int | None, mode: str, filters: dict | None, as_of: s
         results.degraded,
         results.query,
     )
-    log_search(results)
-    return jsonify(results.to_dict())
+    answer = results.to_dict()
+    search_id = log_search(results)
+    if search_id is not None:
+        answer["search_id"] = search_id
+    return jsonify(answer)
 
 
 @bp.get("/api/v1/search", responses=responses(SearchAnswer))

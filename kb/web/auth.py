@@ -6,7 +6,9 @@ carries the user's session generation from log-in; every request compares it
 with the database, so log-out, a password, role or disabled change ends every
 session of that user in every worker. The JSON API uses
 ``Authorization: Bearer <key>`` only, never the cookie, so no API call can be
-forged from another site; so does /mcp (kb/web/mcp.py). Every refusal is written to the audit log; write
+forged from another site; so does /mcp (kb/web/mcp.py). The one exception is the search page's own
+GET /api/v1/search with ``X-KB-Page: search`` (kb/web/paths.py is_page_search): it reads the session, to log
+the searcher as a person and keep their typing one search log row. Every refusal is written to the audit log; write
 attempts without credentials are too, capped per address (kb.web.limits).
 """
 
@@ -26,7 +28,7 @@ from kb.errors import AuthRequiredError, ForbiddenError, InputError
 from kb.files import atomic_write, file_lock
 from kb.web import limits
 from kb.web.limits import LOCKOUT_SECONDS, MAX_FAILED_LOGINS, WRITE_METHODS, client_address
-from kb.web.paths import takes_key
+from kb.web.paths import is_page_search, takes_key
 
 __all__ = ["LOCKOUT_SECONDS", "MAX_FAILED_LOGINS", "client_address", "current_user", "require", "safe_next"]
 bp = Blueprint("auth", __name__)
@@ -62,12 +64,15 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def load_user() -> None:
-        g.user, g.via_key, g.key_scopes = None, False, frozenset()
+        g.user, g.via_key, g.key_scopes, g.via_page = None, False, frozenset(), False
         if takes_key(request.path):
             header = request.headers.get("Authorization", "")
             if header:
                 g.user, g.key_scopes = _key_user(header)
                 g.via_key = True
+            elif is_page_search(request):  # the search page's own search: its session counts (kb/web/paths.py)
+                g.user = _session_user(settings["SESSION_IDLE_MINUTES"] * 60)
+                g.via_page = True
             return
         g.user = _session_user(settings["SESSION_IDLE_MINUTES"] * 60)
 

@@ -41,7 +41,7 @@ from limits import parse
 from kb import accounts
 from kb.errors import InputError, RateLimitedError
 from kb.web.errors import json_error, wants_json
-from kb.web.paths import takes_key
+from kb.web.paths import is_page_search, takes_key
 
 log = logging.getLogger(__name__)
 STRATEGY = "moving-window"  # exact: never more than N in any window, no burst at window edges
@@ -83,7 +83,7 @@ def client_address() -> str:
 def credential() -> str:
     """Who a request claims to be, for per-credential limits: a hash of its API key, a session's user, or ''."""
     header = request.headers.get("Authorization", "")
-    if takes_key(request.path):
+    if takes_key(request.path) and not is_page_search(request):  # the search page's own searches: its user
         key = header.partition(" ")[2].strip()
         return "key:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24] if key else ""
     name = session.get("user")

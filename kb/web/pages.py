@@ -15,11 +15,25 @@ from kb.web.extensions import searcher
 from kb.web.searches import log_search
 
 bp = Blueprint("pages", __name__)
+BADGE_NAMES = {"recently_updated": "Recently updated", "review_overdue": "Review overdue", "retired": "Retired"}
+
+
+LINK_QUERY_CHARS = 200  # the query carried to the SOP page in a result link (to mark its words), cut at a word
+
+
+def result_link(url: str, query: str, search_id: int | None) -> str:
+    """A result's link: its section on the SOP page, with the (masked) query and the search log row it came from,
+    so the SOP page can mark the query's words and note the click: /sops/<id>?q=...&from=<search id>#<anchor>."""
+    path, _, anchor = url.partition("#")
+    words = query if len(query) <= LINK_QUERY_CHARS else query[:LINK_QUERY_CHARS].rsplit(None, 1)[0]
+    params = {"q": " ".join(words.split()), **({"from": search_id} if search_id is not None else {})}
+    return f"{path}?{urlencode(params)}" + (f"#{anchor}" if anchor else "")
 
 
 @bp.get("/")
 def search_page():
-    """The search page: a query box, filters, and results with deep links."""
+    """The search page: a query box, filter chips, and results with deep links; kb/web/static/search.js makes it
+    search as the agent types, through GET /api/v1/search."""
     args = request.args
     pairs = list(args.items(multi=True))
     redacted = [(redact(key), redact(value)) for key, value in pairs]
@@ -29,18 +43,20 @@ def search_page():
     query = args.get("q", "")
     form = {key: args.get(key, "") for key in ("business_line", "category", "type")}
     mode = args.get("mode") or "hybrid"
-    results, error = None, None
+    results, error, links = None, None, []
     as_of = args.get("as_of", "")
     if query.strip():
         filters = {key: value for key, value in form.items() if value}
         try:
             day = parse_day(as_of) if as_of else None
             results = searcher().search(query, None, mode, filters or None, as_of=day)
-            log_search(results)
+            search_id = log_search(results)
+            links = [result_link(hit.url, results.query, search_id) for hit in results.hits]
         except (QueryError, InputError) as exc:
             error = redact(exc.message)
     gen = searcher().generation
-    categories = sorted({c for d in gen.documents.values() for c in d["categories"]})
+    groups = [c for c in gen.categories if c["parent"] is None]
+    children = {g["id"]: [c for c in gen.categories if c["parent"] == g["id"]] for g in groups}
     return render_template(
         "search.html",
         query=query,
@@ -48,11 +64,15 @@ def search_page():
         form=form,
         as_of=as_of,
         results=results,
+        hits=list(zip(results.hits, links, strict=True)) if results else [],
         error=error,
         modes=MODES,
         business_lines=BUSINESS_LINES,
         types=TYPES,
-        categories=categories,
+        groups=groups,
+        children=children,
+        active_group=form["category"].split("/")[0],
+        badge_names=BADGE_NAMES,
     )
 
 
