@@ -7,11 +7,15 @@ query encoder the Searcher uses, so that "charged twice" and "double charge on m
 
 - each query is embedded once (card masks removed, as search does), in batches, at most MAX_QUERIES of them, the
   most frequent first;
-- greedy grouping: queries are taken by volume (then text), and each joins the group whose centroid is closest
-  if that cosine is at least THRESHOLD, else starts a group of its own. Deterministic: the same counts give the
-  same groups. THRESHOLD 0.6 was chosen on the model (all-MiniLM-L6-v2): paraphrases of one need ("charged
-  twice", "double charge on my card") score 0.6 to 0.8, different needs of one domain ("refund status", "card
-  declined") 0.2 to 0.5;
+- agglomerative grouping with average linkage on cosine (scikit-learn, already kb's dependency for the category
+  classifier): two groups merge while the mean cosine between their queries is at least THRESHOLD. Deterministic:
+  the queries are ordered by volume, then text, before grouping. THRESHOLD 0.5 and average linkage were chosen on
+  the model (all-MiniLM-L6-v2): paraphrases of one need ("charged twice for the same order", "double charge on
+  my card", "I was billed two times for one purchase"; "payout still not received", "creator payout has not
+  arrived") score 0.55 to 0.7, different needs 0.05 to 0.45 ("cancel my subscription" and "how do I close my
+  account": 0.49, kept apart). On 290 replayed searches (scripts/replay_searches.py), a greedy grouping by
+  centroid drifted into groups of 33 unrelated queries; average linkage at 0.45 made groups of 18 mixed ones,
+  complete linkage split paraphrases; average at 0.5 kept most groups to one need;
 - a group's nearest category is the taxonomy category (kb/indexing/taxonomy_ranking.py) with the phrasing
   closest to the group's centroid, with that cosine.
 
@@ -24,12 +28,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.cluster import AgglomerativeClustering
 
 from kb.indexing.query_encoder import query_key
 from kb.indexing.taxonomy_ranking import TaxonomyRanking
 from kb.redaction import strip_pans
 
-THRESHOLD = 0.6  # cosine to a group's centroid at or above which a query joins it
+THRESHOLD = 0.5  # the least mean cosine between two groups' queries that merges them
 MAX_QUERIES = 300  # distinct queries embedded per analysis, the most frequent first
 MAX_GROUPS = 20  # groups returned
 MAX_EXAMPLES = 5  # example queries per group
@@ -65,30 +70,24 @@ def embed(queries: Sequence[GapQuery], encode: Encode) -> np.ndarray:
 
 
 def group(queries: Sequence[GapQuery], vectors: np.ndarray, threshold: float = THRESHOLD) -> list[list[int]]:
-    """Greedy grouping by cosine to each group's count-weighted centroid; each group a list of query indexes.
+    """Average-linkage grouping by cosine; each group a list of query indexes by volume, groups by their first.
 
     Args:
-        queries: the queries (their counts weight the centroids and set the order).
+        queries: the queries (their counts set the order).
         vectors: one unit vector per query.
-        threshold: the least cosine to a centroid that joins its group.
+        threshold: the least mean cosine between two groups' queries that merges them.
     """
     order = sorted(range(len(queries)), key=lambda i: (-queries[i].count, queries[i].query))
-    members: list[list[int]] = []
-    sums: list[np.ndarray] = []
-    centroids = np.zeros((0, vectors.shape[1] if vectors.size else 0), dtype=np.float32)
-    for i in order:
-        if len(members):
-            cosines = centroids @ vectors[i]
-            best = int(np.argmax(cosines))
-            if float(cosines[best]) >= threshold:
-                members[best].append(i)
-                sums[best] = sums[best] + queries[i].count * vectors[i]
-                centroids[best] = _unit(sums[best])
-                continue
-        members.append([i])
-        sums.append(queries[i].count * vectors[i])
-        centroids = np.vstack([centroids, _unit(sums[-1])[None, :]])
-    return members
+    if len(order) < 2:
+        return [order] if order else []
+    clustering = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=1.0 - threshold
+    )
+    labels = clustering.fit_predict(vectors[order])
+    groups: dict[int, list[int]] = {}
+    for index, label in zip(order, labels, strict=True):
+        groups.setdefault(int(label), []).append(index)
+    return sorted(groups.values(), key=lambda members: order.index(members[0]))
 
 
 def nearest_category(
