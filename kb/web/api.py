@@ -2,13 +2,13 @@
 
 Each area is a blueprint of its own (a kb.web.contract.Area, whose routes declare their request and answer
 models): kb/web/api_search.py (search), api_assist.py (a whole ticket), api_documents.py (documents,
-categories, history), api_feedback.py (feedback and flags on SOPs), api_analytics.py (the owners' dashboard as
-numbers), api_authoring.py (drafts, review,
-publish), api_admin.py (audit, health) and api_reference.py (the OpenAPI document and its reference page);
-api_retrieval.py (Dify's External Knowledge API, POST /retrieval) is a plain blueprint with its own error
-shape. register() adds them all and exempts them from CSRF (the API takes API keys, never the session
-cookie); check_access() checks every request to the machine API (kb/web/paths.py: /api/, /retrieval; /mcp
-checks its own) against ROUTE_SCOPES before its fields are validated.
+categories, history), api_feedback.py (feedback and flags on SOPs), api_analytics.py (the owners' dashboard
+as numbers), api_authoring.py (drafts, review, publish), api_admin.py (audit, health) and api_reference.py
+(the OpenAPI document and its reference page); api_retrieval.py (Dify's External Knowledge API, POST
+/retrieval) is a plain blueprint with its own error shape. register() adds them all and exempts them from
+CSRF (the API takes API keys, never the session cookie); check_access() checks every request to the machine
+API (kb/web/paths.py: /api/, /retrieval; /mcp checks its own) against ROUTE_SCOPES and ROUTE_ROLES before its
+fields are validated.
 """
 
 from __future__ import annotations

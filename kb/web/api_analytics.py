@@ -175,7 +175,7 @@ class Analytics(Model):
     redactions_per_day: list[RedactionDay]
 
 
-@bp.get("/api/v1/analytics", responses=responses(Analytics, 403))
+@bp.get("/api/v1/analytics", responses=responses(Analytics, 422))
 def analytics_get(query: AnalyticsArgs):
     """The dashboard's figures for a period (authors, approvers and admins)."""
     when = analytics.period(query.since, query.until, current_app.config["KB"]["SEARCH_LOG_DAYS"])
