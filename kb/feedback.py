@@ -12,7 +12,8 @@ kb.redaction.redact (which NFKC-normalises first) before it is stored:
   breaks are fine);
 - ``actor_kind`` is ``person`` (a logged-in user) or ``bot`` (an API key).
 
-Each write is one transaction (kb.store.transaction) and returns the stored record.
+Each write is one transaction (kb.store.transaction) and returns the stored record. An owner resolves a flag with
+:func:`resolve_flag` (the dashboard's Resolve button), audited as ``flag_resolved`` in the same transaction.
 """
 
 from __future__ import annotations
