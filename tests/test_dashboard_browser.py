@@ -67,8 +67,8 @@ def test_a_flag_is_resolved_from_the_dashboard_with_the_keyboard(live_workspace,
     page.goto(f"{live_workspace}/dashboard")
     button = page.get_by_role("button", name=f"Resolve flag {seeded['id']} on pay-duplicate-charge")
     button.focus()
-    page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation(url=f"**/dashboard?*resolved={seeded['id']}*"):
+        page.keyboard.press("Enter")
     assert f"resolved={seeded['id']}" in page.url
     assert page.get_by_role("status").inner_text() == f"Flag {seeded['id']} resolved."
     assert page.get_by_role("button", name=f"Resolve flag {seeded['id']} on pay-duplicate-charge").count() == 0
