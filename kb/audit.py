@@ -42,6 +42,7 @@ ACTIONS = (
     "webhook_removed",
     "tickets_imported",
     "tickets_removed",
+    "flag_resolved",
 )
 OUTCOMES = ("ok", "denied", "failed")
 MAX_LIMIT = 1000

@@ -12,7 +12,8 @@ kb.redaction.redact (which NFKC-normalises first) before it is stored:
   breaks are fine);
 - ``actor_kind`` is ``person`` (a logged-in user) or ``bot`` (an API key).
 
-Each write is one transaction (kb.store.transaction) and returns the stored record.
+Each write is one transaction (kb.store.transaction) and returns the stored record. An owner resolves a flag with
+:func:`resolve_flag` (the dashboard's Resolve button), audited as ``flag_resolved`` in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import re
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping
 
-from kb.errors import InputError, NotFoundError
+from kb import audit
+from kb.errors import ConflictError, InputError, NotFoundError
 from kb.redaction import redact
 from kb.store import now, transaction
 
@@ -197,6 +199,28 @@ def feedback_for_owner(db: sqlite3.Connection, documents: Mapping[str, Mapping],
 def flags_for_owner(db: sqlite3.Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
     """Open flags on the SOPs an owner owns, newest first."""
     return list_flags(db, owned_by(documents, owner), limit=limit)
+
+
+def resolve_flag(db: sqlite3.Connection, flag_id: int, actor: str, client: str | None = None) -> dict:
+    """Mark an open flag resolved (now), audited as flag_resolved in the same transaction; return it as stored.
+
+    Raises:
+        NotFoundError: no flag with that id.
+        ConflictError: the flag was already resolved.
+    """
+    if isinstance(flag_id, bool) or not isinstance(flag_id, int) or flag_id < 1:
+        raise InputError("flag: must be a whole number, 1 or more", {"field": "flag"})
+    with transaction(db):
+        row = db.execute(f"SELECT {_FLAG_COLUMNS} FROM flags WHERE id = ?", (flag_id,)).fetchone()  # noqa: S608
+        if row is None:
+            raise NotFoundError(f"flag: no flag with id {flag_id}", {"field": "flag"})
+        if row["resolved"] is not None:
+            raise ConflictError(f"flag: flag {flag_id} was already resolved on {row['resolved']}", {"field": "flag"})
+        db.execute("UPDATE flags SET resolved = ? WHERE id = ?", (now(), flag_id))
+        target = f"sop:{row['sop_id']}" + (f"#{row['anchor']}" if row["anchor"] else "")
+        audit.record(db, "flag_resolved", actor=actor, target=target, client=client, details={"flag": flag_id})
+        row = db.execute(f"SELECT {_FLAG_COLUMNS} FROM flags WHERE id = ?", (flag_id,)).fetchone()  # noqa: S608
+    return dict(row)
 
 
 def _json_list(items: list[str]) -> str:

@@ -290,6 +290,16 @@ def redact_counted(text: str) -> tuple[str, int]:
 
 
 _MASKS = re.compile(r"\[card ending [0-9]{4}\]|\[cvv\]|\[expiry\]")
+MASK_KINDS = ("card", "cvv", "expiry")
+
+
+def count_masks(text: str) -> dict[str, int]:
+    """How many masks text holds, by kind: {"card": n, "cvv": n, "expiry": n} (redactions, counted after the fact)."""
+    counts = dict.fromkeys(MASK_KINDS, 0)
+    for mask in _MASKS.finditer(text):
+        found = mask.group()
+        counts["cvv" if found == CVV_MASK else "expiry" if found == EXPIRY_MASK else "card"] += 1
+    return counts
 
 
 def strip_pans(text: str) -> str:

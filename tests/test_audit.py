@@ -29,7 +29,7 @@ def at(db, row_id: int, moment: str) -> None:
 
 
 def test_the_vocabulary():
-    assert len(ACTIONS) == len(set(ACTIONS)) == 24
+    assert len(ACTIONS) == len(set(ACTIONS)) == 25
     assert {
         "login",
         "draft_approved",

@@ -83,3 +83,11 @@ class TaxonomyRanking:
                     if limit is not None and len(ranked) >= limit:
                         return list(ranked), confidence
         return list(ranked), confidence
+
+    def nearest(self, vector: np.ndarray) -> tuple[str, float] | None:
+        """The category of the phrasing closest to vector, and that cosine (None when there are no phrasings)."""
+        if not self._rows:
+            return None
+        similarity = self._phrasings @ vector
+        best = int(np.argmax(similarity))
+        return self._rows[best], float(similarity[best])

@@ -2,12 +2,13 @@
 
 Each area is a blueprint of its own (a kb.web.contract.Area, whose routes declare their request and answer
 models): kb/web/api_search.py (search), api_assist.py (a whole ticket), api_documents.py (documents,
-categories, history), api_feedback.py (feedback and flags on SOPs), api_authoring.py (drafts, review,
-publish), api_admin.py (audit, health) and api_reference.py (the OpenAPI document and its reference page);
-api_retrieval.py (Dify's External Knowledge API, POST /retrieval) is a plain blueprint with its own error
-shape. register() adds them all and exempts them from CSRF (the API takes API keys, never the session
-cookie); check_access() checks every request to the machine API (kb/web/paths.py: /api/, /retrieval; /mcp
-checks its own) against ROUTE_SCOPES before its fields are validated.
+categories, history), api_feedback.py (feedback and flags on SOPs), api_analytics.py (the owners' dashboard
+as numbers), api_authoring.py (drafts, review, publish), api_admin.py (audit, health) and api_reference.py
+(the OpenAPI document and its reference page); api_retrieval.py (Dify's External Knowledge API, POST
+/retrieval) is a plain blueprint with its own error shape. register() adds them all and exempts them from
+CSRF (the API takes API keys, never the session cookie); check_access() checks every request to the machine
+API (kb/web/paths.py: /api/, /retrieval; /mcp checks its own) against ROUTE_SCOPES and ROUTE_ROLES before its
+fields are validated.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ROUTE_SCOPES = {
     ("GET", "/api/v1/sops/<sop_id>/revisions/<revision>"): "read",
     ("GET", "/api/v1/sops/<sop_id>/diff"): "read",
     ("GET", "/api/v1/review-due"): "read",
+    ("GET", "/api/v1/analytics"): "read",
     ("POST", "/api/v1/feedback"): "search",
     ("POST", "/api/v1/sops/<sop_id>/flags"): "search",
     ("GET", "/api/v1/drafts"): "write",
@@ -55,6 +57,16 @@ ROUTE_SCOPES = {
 # support bots) are the ones that give feedback; a key made for search alone can post it, without write.
 NEEDS_USER = frozenset({("POST", "/api/v1/feedback"), ("POST", "/api/v1/sops/<sop_id>/flags")})
 
+# Routes that need a user of a higher role than their scope's (and so no anonymous callers). The analytics only
+# read (scope read: a reporting bot's key needs no write), but they hold what agents searched for and said, which
+# the dashboard shows to owners, approvers and admins only.
+ROUTE_ROLES = {("GET", "/api/v1/analytics"): "author"}
+
+
+def route_role(method: str, rule: str) -> str | None:
+    """The role a route needs beyond its scope's (ROUTE_ROLES), None for most; HEAD is GET."""
+    return ROUTE_ROLES.get(("GET" if method == "HEAD" else method, rule))
+
 
 def route_scope(method: str, rule: str) -> str | None:
     """The scope of a route (PUBLIC for the open ones), None when it takes no key; HEAD is GET."""
@@ -64,6 +76,8 @@ def route_scope(method: str, rule: str) -> str | None:
 def anonymous_allowed(method: str, rule: str) -> bool:
     """Whether a route answers callers without credentials (an anonymous scope, not in NEEDS_USER)."""
     scope = route_scope(method, rule)
+    if route_role(method, rule) is not None:
+        return False
     return scope == PUBLIC or (scope in ANONYMOUS_SCOPES and (method, rule) not in NEEDS_USER)
 
 
@@ -76,7 +90,10 @@ def check_access() -> None:
     if scope == PUBLIC:
         return
     auth.require_scope(scope)
-    if scope is not None and not anonymous_allowed(request.method, request.url_rule.rule):
+    role = route_role(request.method, request.url_rule.rule)
+    if role is not None:
+        auth.require(role)
+    elif scope is not None and not anonymous_allowed(request.method, request.url_rule.rule):
         auth.require(SCOPE_ROLES[scope])
 
 
@@ -84,6 +101,7 @@ def register(app: Flask) -> None:
     """Register every area of the API on the app (flask-openapi3's register_api: routes and their models)."""
     from kb.web import (
         api_admin,
+        api_analytics,
         api_assist,
         api_authoring,
         api_documents,
@@ -93,7 +111,17 @@ def register(app: Flask) -> None:
         api_search,
     )
 
-    for area in (api_search, api_assist, api_documents, api_feedback, api_authoring, api_admin, api_reference):
+    areas = (
+        api_search,
+        api_assist,
+        api_documents,
+        api_feedback,
+        api_analytics,
+        api_authoring,
+        api_admin,
+        api_reference,
+    )
+    for area in areas:
         auth.csrf.exempt(area.bp)
         app.register_api(area.bp)
     auth.csrf.exempt(api_retrieval.bp)

@@ -17,7 +17,7 @@ import flask_openapi3_swagger
 from flask import Blueprint, Flask, current_app, jsonify, render_template
 
 from kb.accounts import SCOPE_ROLES
-from kb.web.api import ANONYMOUS_SCOPES, PUBLIC, anonymous_allowed, route_scope
+from kb.web.api import ANONYMOUS_SCOPES, PUBLIC, anonymous_allowed, route_role, route_scope
 from kb.web.contract import Area, model_named, responses
 from kb.web.fields import setting_limits
 
@@ -88,7 +88,8 @@ def _build(app: Flask) -> dict:
         for method, operation in item.items():
             rule = routes[(uri, method)]
             scope = route_scope(method.upper(), rule.rule)
-            _describe_access(operation, scope, anonymous_allowed(method.upper(), rule.rule))
+            role = route_role(method.upper(), rule.rule)
+            _describe_access(operation, scope, anonymous_allowed(method.upper(), rule.rule), role)
             query = get_type_hints(inspect.unwrap(app.view_functions[rule.endpoint])).get("query")
             limits = setting_limits(query) if query else {}
             for parameter in operation.get("parameters", []):
@@ -103,7 +104,7 @@ def _build(app: Flask) -> dict:
     return spec
 
 
-def _describe_access(operation: dict, scope: str | None, anonymous: bool) -> None:
+def _describe_access(operation: dict, scope: str | None, anonymous: bool, role: str | None = None) -> None:
     """The operation's security (the key's scope; anonymous too where allowed) and a sentence saying so."""
     if scope == PUBLIC:
         operation["security"] = [{}]
@@ -111,6 +112,9 @@ def _describe_access(operation: dict, scope: str | None, anonymous: bool) -> Non
     elif scope is None:
         operation["security"] = [{}]
         note = "Takes no API key."
+    elif role is not None:
+        operation["security"] = [{SECURITY_SCHEME: [scope]}]
+        note = f"An API key with the `{scope}` scope, of a user with at least the {role} role."
     elif anonymous:
         operation["security"] = [{SECURITY_SCHEME: [scope]}, {}]
         note = f"Anonymous, or an API key with the `{scope}` scope."
