@@ -69,7 +69,9 @@ def test_copy_macro_puts_plain_text_with_values_resolved_on_the_clipboard(worksp
         "blockquote.macro mark.placeholder", "marks => marks.map(m => m.textContent)"
     )
     assert {"[first name]", "[amount]", "[date]", "[last four]"} <= set(placeholders)
-    assert page.evaluate("() => document.querySelectorAll('.body mark.placeholder:not(blockquote.macro *)').length") == 0
+    assert (
+        page.evaluate("() => document.querySelectorAll('.body mark.placeholder:not(blockquote.macro *)').length") == 0
+    )
     assert page.console_errors == []
 
 

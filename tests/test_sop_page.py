@@ -10,6 +10,7 @@ import re
 import sqlite3
 
 import pytest
+from markupsafe import escape
 
 from kb import search_log, store
 from kb.indexing.builder import build_index
@@ -96,7 +97,7 @@ def test_a_card_number_in_the_address_redirects_to_the_masked_address(workspace)
 def test_a_hostile_query_is_shown_as_text(workspace):
     page = workspace.client.get(SOP, query_string={"q": HOSTILE}).get_data(as_text=True)
     assert "<script>alert" not in page and "<img src=x" not in page
-    assert html.escape(HOSTILE, quote=True) in page  # the data-query attribute and the "opened from" line
+    assert str(escape(HOSTILE)) in page  # the data-query attribute and the "opened from" line
 
 
 def test_opening_an_sop_from_a_search_records_the_click_once(workspace):
@@ -181,7 +182,6 @@ def test_the_forms_need_the_csrf_token(workspace):
         ("feedback", {"helpful": "yes", "reason": "r" * 501}, "reason", "reason: must be at most 500 characters"),
         ("feedback", {"helpful": "maybe"}, "helpful", "helpful: choose Yes or No"),
         ("feedback", {"helpful": "yes", "anchor": "no-such-section"}, "anchor", "anchor: is not a section"),
-        ("feedback", {"helpful": "yes", "reason": "nul\x00"}, "reason", "reason: contains a NUL"),
         ("flag", {"comment": "   "}, "comment", "comment: must not be empty"),
         ("flag", {"comment": "c" * 2001}, "comment", "comment: must be at most 2,000 characters"),
         ("flag", {"comment": "old", "anchor": "<b>"}, "anchor", "anchor: is not a section"),
@@ -213,7 +213,7 @@ def test_the_owner_summary_shows_counts_reasons_and_flags_as_text_to_authors_onl
     summary = re.search(r'<section class="owner-summary panel".*?</section>', page, re.S)[0]
     assert re.search(r"<strong>1</strong> found it helpful, <strong>1</strong> did not", summary)
     assert "<script>alert" not in summary and "<img src=x" not in summary and "4111" not in summary
-    assert summary.count(html.escape(HOSTILE, quote=True)) == 2 and summary.count(MASKED) == 2
+    assert summary.count(str(escape(HOSTILE))) == 2 and summary.count(MASKED) == 2
     assert 'href="/dashboard"' in summary
 
 

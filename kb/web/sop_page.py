@@ -144,4 +144,4 @@ def page(sop_id: str):
 def back_to(sop_id: str, query: str, sent: str) -> str:
     """Where a form goes after it is stored: the SOP page with the query, a confirmation, at the forms."""
     args = {"q": query} if query else {}
-    return url_for("pages.sop_page", sop_id=sop_id, **args, sent=sent) + "#feedback"
+    return url_for("pages.sop_page", sop_id=sop_id, **args, sent=sent) + "#page-feedback"
