@@ -37,7 +37,7 @@ def test_the_page_opens_at_the_section_with_the_query_words_marked(live_workspac
     assert marked and all(word.lower().startswith(("pending", "hold", "releas")) for word in marked)
     top = page.eval_on_selector("#decision-rules", "el => el.getBoundingClientRect().top")
     assert 0 <= top < 200  # scrolled to the matching section
-    assert page.eval_on_selector("details.toc", "d => d.open") is True
+    assert page.eval_on_selector(".toc details", "d => d.open") is True
     assert page.console_errors == []
 
 
@@ -79,7 +79,7 @@ def test_copy_link_puts_the_section_address_on_the_clipboard(live_workspace, pag
     clipboard(page, live_workspace)
     log_in(page, live_workspace, "agnes")
     page.goto(f"{live_workspace}{SOP}?q=refund")
-    page.click("#procedure .copy-link")
+    page.click("#procedure + .copy-link")
     page.wait_for_function("() => document.getElementById('copy-status').textContent.startsWith('Copied')")
     assert read_clipboard(page) == f"{live_workspace}{SOP}#procedure"
 
@@ -132,7 +132,7 @@ def test_the_sop_page_is_accessible_wide_and_narrow(live_workspace, page, name, 
     page.goto(f"{live_workspace}{SOP}?q=charged+twice+pending#customer-macros")
     page.wait_for_selector(".body .copy-macro")
     assert (page.locator(".owner-summary").count() == 1) is (name == "ann")
-    assert page.eval_on_selector("details.toc", "d => d.open") is (width == "wide")
+    assert page.eval_on_selector(".toc details", "d => d.open") is (width == "wide")
     assert axe_violations(page) == []
     assert page.console_errors == []
     assert page.evaluate("() => document.documentElement.scrollWidth") <= WIDTHS[width]["width"]

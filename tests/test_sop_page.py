@@ -56,7 +56,7 @@ def test_the_page_shows_owner_status_dates_revision_and_review(workspace):
     for label, value in (("Owner", "payments-policy"), ("Status", "published"), ("Effective", "2026-12-03")):
         assert re.search(rf"<dt>{label}</dt><dd>(<span[^>]*>)?{re.escape(value)}", page), label
     assert "<dt>Review by</dt>" in page and "2027-06-01" in page and "<dt>Revision</dt>" in page
-    assert '<details class="toc" open>' in page and 'aria-label="Contents"' in page
+    assert '<nav class="toc" aria-label="Contents">\n      <details open>' in page and 'aria-label="Contents"' in page
 
 
 def test_an_overdue_review_is_highlighted(workspace):

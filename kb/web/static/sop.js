@@ -118,10 +118,12 @@
     return button;
   };
 
-  // The elements of a section: the heading's following siblings up to the next H2 or H3.
+  // The elements of a section: what follows its heading (or the heading's row) up to the next heading.
+  const isHeading = (el) => /^H[23]$/.test(el.tagName) || el.classList.contains("section-head");
   const sectionElements = (heading) => {
+    const start = heading.closest(".section-head") || heading;
     const found = [];
-    for (let el = heading.nextElementSibling; el && !/^H[23]$/.test(el.tagName); el = el.nextElementSibling) found.push(el);
+    for (let el = start.nextElementSibling; el && !isHeading(el); el = el.nextElementSibling) found.push(el);
     return found;
   };
 
@@ -141,6 +143,21 @@
     if (!article) return;
     const body = article.querySelector(".body");
 
+    // Copy link on every section heading: the heading and its button side by side in a row (the button stays
+    // out of the heading, so the heading's name is only its text).
+    for (const heading of body.querySelectorAll("h2[id], h3[id]")) {
+      const name = heading.textContent.trim();
+      const button = makeButton("Copy link", `Copy link to the section ${name}`, "copy-link", async (b) => {
+        const url = `${location.origin}${location.pathname}#${encodeURIComponent(heading.id)}`;
+        const done = await copyText(url);
+        announce(b, done ? `Copied the link to "${name}"` : "Could not copy the link");
+      });
+      const row = document.createElement("div");
+      row.className = `section-head ${heading.tagName.toLowerCase()}`;
+      heading.before(row);
+      row.append(heading, button);
+    }
+
     // Customer macros: placeholders marked, a Copy macro button each.
     for (const macro of readMacros()) {
       const heading = document.getElementById(macro.anchor);
@@ -155,18 +172,7 @@
         const done = await copyText(macro.text);
         announce(b, done ? `Copied the macro "${macro.heading}"` : "Could not copy: select the text and copy it");
       });
-      heading.after(button);
-    }
-
-    // Copy link on every section heading.
-    for (const heading of body.querySelectorAll("h2[id], h3[id]")) {
-      const name = heading.textContent.trim();
-      const button = makeButton("Copy link", `Copy link to the section ${name}`, "copy-link", async (b) => {
-        const url = `${location.origin}${location.pathname}#${encodeURIComponent(heading.id)}`;
-        const done = await copyText(url);
-        announce(b, done ? `Copied the link to "${name}"` : "Could not copy the link");
-      });
-      heading.append(" ", button);
+      (heading.closest(".section-head") || heading).after(button);
     }
 
     // The search's words, marked in the document.
@@ -174,7 +180,7 @@
     if (pattern) markText(body, pattern, "");
 
     // Narrow screens: the contents start folded.
-    const toc = article.querySelector("details.toc");
+    const toc = article.querySelector(".toc details");
     if (toc && window.matchMedia(NARROW).matches) toc.open = false;
 
     // The feedback forms talk about the section in the address, when there is one.
