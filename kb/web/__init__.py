@@ -40,7 +40,20 @@ def create_app(test_config: dict | None = None) -> Flask:
         "history": History(settings["CONTENT_DIR"]),
     }
 
-    from kb.web import api, auth, authoring, cors, dashboard, errors, limits, mcp, pages, validation, webhooks
+    from kb.web import (
+        api,
+        auth,
+        authoring,
+        cors,
+        dashboard,
+        errors,
+        limits,
+        mcp,
+        pages,
+        sop_feedback,
+        validation,
+        webhooks,
+    )
 
     errors.register(app)
     limits.init_app(app)  # first: a flood is counted before anything else reads the request
@@ -50,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.register(app)  # every area of the JSON API; exempt from CSRF (it takes API keys, never the cookie)
     mcp.init_app(app)  # POST /mcp: the MCP tools over streamable HTTP, API keys only
     app.register_blueprint(pages.bp)
+    app.register_blueprint(sop_feedback.bp)  # the SOP page's feedback and flag forms
     app.register_blueprint(auth.bp)
     app.register_blueprint(authoring.bp)
     app.register_blueprint(webhooks.bp)

@@ -10,7 +10,8 @@ other hook of a request:
     login           POST /login                                    address
     login-failures  failed log-ins (MAX_FAILED_LOGINS per LOCKOUT)  name and address together
     key-failures    failed API-key authentications                 address
-    feedback        POST /api/v1/feedback, POST /api/v1/sops/<id>/flags   address; API key or user
+    feedback        POST /api/v1/feedback, POST /api/v1/sops/<id>/flags,  address; API key or user
+                    the SOP page's POST /sops/<id>/feedback and /flag
     write           other POST/PUT/PATCH/DELETE (API and forms)     address; API key or user
     read            every other GET (pages, SOPs, history, diffs)   address (not static files, /healthz)
 
@@ -59,7 +60,9 @@ SEARCH_ENDPOINTS = frozenset(
         "mcp.endpoint",
     }
 )
-FEEDBACK_ENDPOINTS = frozenset({"api_feedback.feedback_post", "api_feedback.flag"})
+FEEDBACK_ENDPOINTS = frozenset(
+    {"api_feedback.feedback_post", "api_feedback.flag", "sop_feedback.feedback_form", "sop_feedback.flag_form"}
+)
 READ_EXEMPT = frozenset({"static", "api_admin.healthz"})  # a load balancer's health checks are never refused
 LOGIN_ENDPOINT = "auth.login"
 REDIS_TIMEOUT = 0.5  # seconds: an unreachable Redis costs at most this before the in-memory fallback

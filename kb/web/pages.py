@@ -11,6 +11,7 @@ from kb.errors import InputError, QueryError
 from kb.history import parse_day
 from kb.redaction import redact
 from kb.search import MODES
+from kb.web import sop_page as sop_view
 from kb.web.extensions import searcher
 from kb.web.searches import log_search
 
@@ -88,8 +89,8 @@ def list_page():
 
 @bp.get("/sops/<sop_id>")
 def sop_page(sop_id: str):
-    """One SOP: metadata, table of contents, and the rendered document."""
-    return render_template("sop.html", doc=searcher().document(sop_id))
+    """One SOP, answer first: opened at the search's section with its words marked, macros to copy, feedback."""
+    return sop_view.page(sop_id)
 
 
 @bp.get("/categories")
