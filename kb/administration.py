@@ -127,9 +127,7 @@ def revoke_key(db: sqlite3.Connection, actor: Actor, key_id: int) -> tuple[dict,
 
 def last_logins(db: sqlite3.Connection) -> dict[str, str]:
     """Each user's latest successful log-in on the web, from the audit log (users never logged in are absent)."""
-    rows = db.execute(
-        "SELECT actor, max(at) AS at FROM audit WHERE action = 'login' AND outcome = 'ok' GROUP BY actor"
-    )
+    rows = db.execute("SELECT actor, max(at) AS at FROM audit WHERE action = 'login' AND outcome = 'ok' GROUP BY actor")
     return {row["actor"]: row["at"] for row in rows}
 
 

@@ -8,7 +8,6 @@ import sys
 import click
 
 
-
 def _settings(ctx: click.Context) -> dict:
     return ctx.obj["settings"]
 

@@ -40,7 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         "history": History(settings["CONTENT_DIR"]),
     }
 
-    from kb.web import api, auth, authoring, cors, errors, limits, mcp, pages, validation, webhooks
+    from kb.web import admin, api, auth, authoring, cors, errors, limits, mcp, pages, validation, webhooks
 
     errors.register(app)
     limits.init_app(app)  # first: a flood is counted before anything else reads the request
@@ -53,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(authoring.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(admin.bp)
     if settings["WATCH_INTERVAL"] > 0 and not app.config.get("TESTING"):
         start_watcher(app)
     if settings["WEBHOOK_INTERVAL"] > 0 and not app.config.get("TESTING"):
