@@ -161,8 +161,8 @@ def test_add_user_refuses_bad_input_naming_the_field(admin, authoring, name, rol
     html = response.get_data(as_text=True)
     assert message in html and 'role="alert"' in html
     assert "<script>alert" not in html and "<img src=x" not in html and "4111111111111111" not in html
-    invalid = re.search(r'<(input|select) name="(\w+)"[^>]*aria-invalid="true"', html)
-    assert invalid and invalid.group(2) == field
+    invalid = re.search(r'<(?:input|select) id="new-\w+" name="(\w+)"[^>]*aria-invalid="true"', html)
+    assert invalid and invalid.group(1) == field
     (row,) = authoring.audit(action="user_added")
     assert row["outcome"] == "failed" and row["details"]["error"].startswith(f"{field}: ")
     assert "4111111111111111" not in str(row)
@@ -299,7 +299,9 @@ def test_create_key_refuses_bad_input_naming_the_field(admin, authoring, form, f
     html = response.get_data(as_text=True)
     assert message in html and KEY.search(html) is None
     marked = (
-        '<fieldset aria-invalid="true"' if field == "scope" else rf'<(?:input|select) name="{field}"[^>]*aria-invalid'
+        '<fieldset aria-invalid="true"'
+        if field == "scope"
+        else rf'<(?:input|select) id="new-{field}" name="{field}"[^>]*aria-invalid'
     )
     assert re.search(marked, html)
     assert authoring.audit(action="key_created")[0]["outcome"] == "failed"
