@@ -48,6 +48,15 @@ def _confirmed() -> bool:
     return request.form.get("confirm") == CONFIRMED
 
 
+def _existing(name: str) -> accounts.User:
+    """The user a confirmation page is about; NotFoundError (name masked by the error handler) before asking."""
+    with auth.connection() as db:
+        found = accounts.get_user(db, name)
+    if found is None:
+        raise NotFoundError(f"no user named {name[: accounts.MAX_NAME]!r}", {"field": "name"})
+    return found
+
+
 def _users_page(status: int = 200, error: InputError | None = None, secret: dict | None = None):
     with auth.connection() as db:
         users = accounts.list_users(db)
@@ -96,7 +105,7 @@ def change_role(name: str):
     """Give a user another role (demoting yourself asks first); their sessions end."""
     admin = auth.require("admin")
     role = request.form.get("role", "")
-    if name == admin.name and role != "admin" and not _confirmed():
+    if name == admin.name and role in accounts.ROLES and role != "admin" and not _confirmed():
         return _confirm(
             "Change your own role?",
             f"You will become {role} and lose the admin pages at once; another admin can give the role back.",
@@ -122,6 +131,7 @@ def disable_user(name: str):
             422, InputError("disabled: you cannot disable yourself; another admin can", {"field": "disabled"})
         )
     if not _confirmed():
+        _existing(name)
         return _confirm(
             f"Disable {name}?",
             f"{name} is logged out everywhere, cannot log in, and their API keys stop working until enabled again.",
@@ -152,6 +162,7 @@ def reset_password(name: str):
     """Give a user a new generated password after confirmation (shown once); their sessions end."""
     admin = auth.require("admin")
     if not _confirmed():
+        _existing(name)
         ending = " Your own session ends too: log in again with it." if name == admin.name else ""
         return _confirm(
             f"Reset the password of {name}?",
