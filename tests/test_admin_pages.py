@@ -227,7 +227,7 @@ def test_reset_password_asks_first_then_shows_a_new_one_once_and_ends_sessions(a
     assert summary(row) == ("password_changed", "ada", "user:ann", "ok", "127.0.0.1", None)
 
 
-@pytest.mark.parametrize("name", ["4111111111111111", "%3Cscript%3Ealert(1)%3C%2Fscript%3E", "ghost"])
+@pytest.mark.parametrize("name", ["4111111111111111", "%3Cscript%3Ealert(1)%3C%5Cscript%3E", "ghost"])
 def test_a_confirmation_about_an_unknown_user_is_404_with_the_name_as_masked_text(admin, name):
     for action in ("disable", "password"):
         response = admin.post_form(f"/admin/users/{name}/{action}")
