@@ -8,7 +8,8 @@ and write nothing to the audit log: the caller (web or CLI) knows the actor.
 Each user has a session generation: :func:`set_password`, :func:`set_role`,
 :func:`set_disabled` and :func:`end_sessions` (log-out) bump it, and the web
 layer refuses a session cookie made at an older generation, so those events end
-every session of that user in every worker. Names typed by strangers pass
+every session of that user in every worker. Neither may take away the last
+enabled admin. Names typed by strangers pass
 through :func:`login_name` (redacted, bounded, no control characters) before
 they are looked up, stored or echoed.
 """
@@ -181,11 +182,31 @@ def list_users(db: sqlite3.Connection) -> list[User]:
     return [_user(row) for row in db.execute("SELECT * FROM users ORDER BY name")]
 
 
+def _keep_an_admin(db: sqlite3.Connection, row: sqlite3.Row, field: str) -> None:
+    """Refuse a change that takes away the last enabled admin (nobody could then manage users on the web)."""
+    if row["role"] != "admin" or row["disabled"]:
+        return
+    others = db.execute(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?", (row["id"],)
+    ).fetchone()[0]
+    if not others:
+        raise InputError(
+            f"{field}: {row['name']} is the last enabled admin; make another user admin first", {"field": field}
+        )
+
+
 def set_role(db: sqlite3.Connection, name: str, role: str) -> User:
-    """Give the user named name another role (ending all of their sessions) and return the updated user."""
+    """Give the user named name another role (ending all of their sessions) and return the updated user.
+
+    Raises:
+        InputError: an unknown role, or the change would leave no enabled admin.
+    """
     _check_role(role)
-    row = _row(db, name)
-    _bump(db, row["id"], "role = ?, ", (role,))
+    with transaction(db):  # the last-admin check and the change under one write lock
+        row = _row(db, name)
+        if role != "admin":
+            _keep_an_admin(db, row, "role")
+        _bump(db, row["id"], "role = ?, ", (role,))
     return _user(_row(db, name))
 
 
@@ -197,9 +218,16 @@ def set_password(db: sqlite3.Connection, name: str, password: str) -> None:
 
 
 def set_disabled(db: sqlite3.Connection, name: str, disabled: bool = True) -> User:
-    """Disable (or enable again) the user named name and end their sessions; disabled users cannot sign in or use keys."""
-    row = _row(db, name)
-    _bump(db, row["id"], "disabled = ?, ", (int(disabled),))
+    """Disable (or enable again) the user named name and end their sessions; disabled users cannot sign in or use keys.
+
+    Raises:
+        InputError: disabling the last enabled admin.
+    """
+    with transaction(db):
+        row = _row(db, name)
+        if disabled:
+            _keep_an_admin(db, row, "disabled")
+        _bump(db, row["id"], "disabled = ?, ", (int(disabled),))
     return _user(_row(db, name))
 
 

@@ -25,6 +25,8 @@ ACTIONS = (
     "user_added",
     "role_changed",
     "password_changed",
+    "user_disabled",
+    "user_enabled",
     "key_created",
     "key_revoked",
     "draft_created",

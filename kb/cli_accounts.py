@@ -7,8 +7,6 @@ import sys
 
 import click
 
-from kb.errors import KbError
-
 
 def _settings(ctx: click.Context) -> dict:
     return ctx.obj["settings"]
@@ -33,30 +31,18 @@ def _cli_actor() -> str:
         return "cli:unknown"
 
 
-class _Audit:
-    """Record one audit row for a with-block: ok, or failed with the KbError's message (then re-raised).
+def _Audit(db, action: str, target: str, **details):  # noqa: N802 - used like the class it makes
+    """kb.administration.Audited for a CLI command: actor cli:<os user>, client cli."""
+    from kb.administration import Audited
 
-    Inside the block, .target and .details may change once more is known (a new key's id).
-    """
+    return Audited(db, _actor(), action, target, **details)
 
-    def __init__(self, db, action: str, target: str, **details):
-        self.db, self.action, self.target, self.details = db, action, target, details
 
-    def __enter__(self) -> _Audit:
-        return self
+def _actor():
+    """The audit actor and client of a CLI command."""
+    from kb.administration import Actor
 
-    def __exit__(self, kind, error, traceback) -> None:
-        from kb.audit import record
-
-        if kind is None:
-            outcome, details = "ok", self.details or None
-        elif isinstance(error, KbError):
-            outcome, details = "failed", {**self.details, "error": error.message}
-        else:
-            return
-        record(
-            self.db, self.action, actor=_cli_actor(), target=self.target, outcome=outcome, client="cli", details=details
-        )
+    return Actor(_cli_actor(), "cli")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -78,12 +64,11 @@ def users_group() -> None:
 @click.pass_context
 def users_add_command(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
     """Add a user with a role and a password (asked twice, hidden)."""
-    from kb.accounts import add_user
+    from kb.administration import add_user
 
     db = _db(ctx)
     password = _read_password(password_stdin)
-    with _Audit(db, "user_added", f"user:{name}", role=role):
-        user = add_user(db, name, role, password)
+    user = add_user(db, _actor(), name, role, password)
     click.echo(f"added user {user.name} ({user.role})")
 
 
@@ -93,13 +78,9 @@ def users_add_command(ctx: click.Context, name: str, role: str, password_stdin: 
 @click.pass_context
 def users_role_command(ctx: click.Context, name: str, role: str) -> None:
     """Give a user another role."""
-    from kb.accounts import get_user, set_role
+    from kb.administration import change_role
 
-    db = _db(ctx)
-    before = get_user(db, name)
-    old = before.role if before else None
-    with _Audit(db, "role_changed", f"user:{name}", **{"from": old, "to": role}):
-        user = set_role(db, name, role)
+    old, user = change_role(_db(ctx), _actor(), name, role)
     click.echo(f"{user.name}: {old} -> {user.role}")
 
 
@@ -129,13 +110,34 @@ def users_list_command(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def users_password_command(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Set a user's password (asked twice, hidden)."""
-    from kb.accounts import set_password
+    from kb.administration import set_password
 
     db = _db(ctx)
     password = _read_password(password_stdin)
-    with _Audit(db, "password_changed", f"user:{name}"):
-        set_password(db, name, password)
+    set_password(db, _actor(), name, password)
     click.echo(f"changed the password of {name}")
+
+
+@users_group.command("disable")
+@click.argument("name")
+@click.pass_context
+def users_disable_command(ctx: click.Context, name: str) -> None:
+    """Disable a user: their sessions end and their API keys stop working (never the last enabled admin)."""
+    from kb.administration import set_disabled
+
+    user = set_disabled(_db(ctx), _actor(), name, True)
+    click.echo(f"disabled {user.name}")
+
+
+@users_group.command("enable")
+@click.argument("name")
+@click.pass_context
+def users_enable_command(ctx: click.Context, name: str) -> None:
+    """Enable a disabled user again (they log in anew; their unrevoked keys work again)."""
+    from kb.administration import set_disabled
+
+    user = set_disabled(_db(ctx), _actor(), name, False)
+    click.echo(f"enabled {user.name}")
 
 
 @click.group("keys")
@@ -156,14 +158,11 @@ def keys_group() -> None:
 @click.pass_context
 def keys_create_command(ctx: click.Context, user_name: str, label: str, scopes: tuple[str, ...]) -> None:
     """Create an API key and print it alone on the last line: it is never shown again."""
-    from kb.accounts import create_key, get_user
+    from kb.accounts import get_user
+    from kb.administration import create_key
 
     db = _db(ctx)
-    scopes = scopes or ("search", "read")
-    with _Audit(db, "key_created", f"user:{user_name}", user=user_name, label=label, scopes=list(scopes)) as entry:
-        key, row = create_key(db, user_name, label, scopes)
-        entry.target = f"key:{row['id']}"
-        entry.details["prefix"] = row["prefix"]
+    key, row = create_key(db, _actor(), user_name, label, scopes or ("search", "read"))
     role = get_user(db, row["user"]).role
     click.echo(
         f"created key {row['id']} for user {row['user']} ({role}), label {row['label']!r}, "
@@ -200,14 +199,9 @@ def keys_list_command(ctx: click.Context, user_name: str | None, as_json: bool) 
 @click.pass_context
 def keys_revoke_command(ctx: click.Context, key_id: int) -> None:
     """Revoke an API key: it stops working at once."""
-    from kb.accounts import revoke_key
+    from kb.administration import revoke_key
 
-    db = _db(ctx)
-    with _Audit(db, "key_revoked", f"key:{key_id}") as entry:
-        revoked_before = db.execute("SELECT revoked FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-        row = revoke_key(db, key_id)
-        already = revoked_before["revoked"] is not None
-        entry.details.update(user=row["user"], label=row["label"], already_revoked=already)
+    row, already = revoke_key(_db(ctx), _actor(), key_id)
     if already:
         click.echo(f"key {row['id']} ({row['user']}, {row['label']!r}) was already revoked at {row['revoked']}")
     else:

@@ -643,3 +643,34 @@ def test_a_card_number_in_a_key_label_is_masked_before_it_is_stored(db):
     add_user(db, "bot", "agent", PASSWORD)
     _, row = create_key(db, "bot", "zendesk 4111 1111 1111 1111")
     assert row["label"] == "zendesk [card ending 1111]" and list_keys(db)[0]["label"] == row["label"]
+
+
+# --- the last enabled admin ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda db: set_role(db, "ada", "approver"), "role"),
+        (lambda db: set_disabled(db, "ada"), "disabled"),
+    ],
+    ids=["demote", "disable"],
+)
+def test_the_last_enabled_admin_can_be_neither_demoted_nor_disabled(db, change, field):
+    add_user(db, "ada", "admin", PASSWORD)
+    add_user(db, "abe", "admin", PASSWORD)
+    set_disabled(db, "abe")  # a disabled admin does not count
+    with pytest.raises(InputError, match=rf"^{field}: ada is the last enabled admin") as caught:
+        change(db)
+    assert caught.value.details == {"field": field}
+    assert get_user(db, "ada") == User(1, "ada", "admin") and get_user(db, "ada").generation == 0
+    set_disabled(db, "abe", False)
+    change(db)  # with another enabled admin, it goes through
+    assert not has_role(get_user(db, "ada"), "admin")
+
+
+def test_the_last_admin_may_keep_the_admin_role_and_others_change_freely(db):
+    add_user(db, "ada", "admin", PASSWORD)
+    add_user(db, "alice", "author", PASSWORD)
+    assert set_role(db, "ada", "admin").role == "admin"
+    assert set_disabled(db, "alice").disabled and set_role(db, "alice", "agent").role == "agent"

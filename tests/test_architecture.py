@@ -88,6 +88,7 @@ LAYERS = [
             "kb.webhook_delivery",
             "kb.retrieval",
             "kb.conditions",
+            "kb.administration",
         },
     ),
     (

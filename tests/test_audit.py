@@ -29,7 +29,7 @@ def at(db, row_id: int, moment: str) -> None:
 
 
 def test_the_vocabulary():
-    assert len(ACTIONS) == len(set(ACTIONS)) == 25
+    assert len(ACTIONS) == len(set(ACTIONS)) == 27
     assert {
         "login",
         "draft_approved",
@@ -41,6 +41,8 @@ def test_the_vocabulary():
         "webhook_removed",
         "tickets_imported",
         "tickets_removed",
+        "user_disabled",
+        "user_enabled",
     } <= set(ACTIONS)
     assert OUTCOMES == ("ok", "denied", "failed")
 

@@ -271,3 +271,21 @@ def test_keys_revoke_an_unknown_id_fails_cleanly(cli, db):
     assert result.exit_code == 1 and "Error: no API key with id 42" in result.output
     (row,) = audit_rows(db)
     assert (row["action"], row["outcome"], row["target"]) == ("key_revoked", "failed", "key:42")
+
+
+def test_users_disable_and_enable_are_audited_and_spare_the_last_admin(cli, db):
+    add_user(db, "alice", "author", PASSWORD)
+    add_user(db, "ada", "admin", PASSWORD)
+    result = cli("users", "disable", "alice")
+    assert result.exit_code == 0 and result.output == "disabled alice\n"
+    assert authenticate(db, "alice", PASSWORD) is None and get_user(db, "alice").generation == 1
+    assert cli("users", "enable", "alice").output == "enabled alice\n"
+    assert authenticate(db, "alice", PASSWORD) is not None
+    result = cli("users", "disable", "ada")
+    assert result.exit_code == 1 and "Error: disabled: ada is the last enabled admin" in result.output
+    rows = [(r["action"], r["target"], r["outcome"], r["client"]) for r in audit_rows(db)]
+    assert rows == [
+        ("user_disabled", "user:alice", "ok", "cli"),
+        ("user_enabled", "user:alice", "ok", "cli"),
+        ("user_disabled", "user:ada", "failed", "cli"),
+    ]

@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     }
 
     from kb.web import (
+        admin,
         api,
         auth,
         authoring,
@@ -68,6 +69,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(authoring.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(admin.bp)
     if settings["WATCH_INTERVAL"] > 0 and not app.config.get("TESTING"):
         start_watcher(app)
     if settings["WEBHOOK_INTERVAL"] > 0 and not app.config.get("TESTING"):

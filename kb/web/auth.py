@@ -162,7 +162,7 @@ def _audit_session_end(name: str, reason: str) -> None:
 
 def _authoring_route() -> bool:
     """Whether this request goes to a route that changes content, reviews it or administers (not search)."""
-    if request.blueprint in ("authoring", "webhooks", "dashboard"):
+    if request.blueprint in ("authoring", "webhooks", "dashboard", "admin"):
         return True
     return (request.blueprint or "").startswith("api_") and request.blueprint not in ("api_search", "api_retrieval")
 
