@@ -66,13 +66,13 @@ def recorder(app: Flask, kind: str) -> Callable[[str, int, str | None, str, str]
     top SOP id, mode, channel)."""
 
     def record(query: str, results: int, top_sop_id: str | None, mode: str, channel: str) -> None:
-        with app.app_context():
-            _write(app, query, kind, results, top_sop_id, mode, channel)
+        _write(app, query, kind, results, top_sop_id, mode, channel)
 
     return record
 
 
 def _write(app: Flask, query: str, kind: str, results: int, top_sop_id: str | None, mode: str, channel: str):
+    """search_log.record_quietly in the app's data folder, pruning when this process's turn has come."""
     settings = app.config["KB"]
     days = settings["SEARCH_LOG_DAYS"] if _prune_due(app) else None
     return search_log.record_quietly(settings["DATA_DIR"], query, kind, results, top_sop_id, mode, channel, days)
