@@ -89,6 +89,7 @@ class Assessment:
     phrasing_similarity: float  # best cosine between the ticket and a phrasing of the (named) categories
     degraded: bool
     classifier_sure: bool  # the classifier alone would make the ticket answerable
+    query: str = ""  # what was searched: the subject and the start of the body, masked (for the search log)
 
     def to_dict(self) -> dict:
         """The answer of POST /api/v1/assist."""
@@ -186,6 +187,7 @@ class Assistant:
             phrasing_similarity=phrasing_similarity,
             degraded=detail.results.degraded,
             classifier_sure=classifier[0],
+            query=detail.results.query,
         )
 
     # -- checks ------------------------------------------------------------------

@@ -29,6 +29,7 @@ SECTION_LEVELS = ("h2", "h3")
 SAFE_SCHEMES = ("http", "https", "mailto")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_WORD = re.compile(r"\w")  # a letter or digit outside a link: the text says more than its links
 
 MAX_NESTING = 20  # blockquotes and lists inside each other (markdown-it's maxNesting; commonmark's default)
 MAX_LINES = 5_000
@@ -209,6 +210,30 @@ def plain_text(tokens: list[Token]) -> str:
         elif token.type in ("fence", "code_block"):
             lines.append(token.content.strip())
     return "\n".join(lines)
+
+
+def links_only(tokens: list[Token]) -> bool:
+    """Whether block tokens hold links and nothing else: every text is a link's or punctuation between links.
+
+    A "Related documents" list (``- [Title](/sops/x)`` items) is; a link inside a sentence, a link followed by a
+    description, a code block, an image or an empty body is not.
+    """
+    links = 0
+    for token in tokens:
+        if token.type in ("fence", "code_block", "html_block"):
+            return False
+        if token.type != "inline":
+            continue
+        depth = 0
+        for child in token.children or []:
+            if child.type == "link_open":
+                depth += 1
+                links += 1
+            elif child.type == "link_close":
+                depth -= 1
+            elif child.type == "image" or (depth == 0 and _WORD.search(child.content or "")):
+                return False
+    return links > 0
 
 
 _RENDERED: OrderedDict[str, str] = OrderedDict()  # sha256 of a text -> its HTML, least recently used first

@@ -114,14 +114,29 @@ async def redact_protocol_errors(ctx, call_next):
         raise MCPError(error.code, redact(error.message), redact_data(error.data)) from None
 
 
+SearchLogger = Callable[[str, int, str | None, str, str], None]  # (query, results, top SOP id, mode, channel)
+
+
+def _logged(log_search: SearchLogger | None, query: str, results: int, top: str | None, mode: str, channel: str):
+    """Hand one answer to the search log; a logger that fails is logged, never fails the tool."""
+    if log_search is None:
+        return
+    try:
+        log_search(query, results, top, mode, channel)
+    except Exception:  # noqa: BLE001 - the answer matters more than its log row
+        log.warning("search log: could not record an MCP search", exc_info=True)
+
+
 def build_server(
     searcher: Searcher,
     history: History,
     assistant: Assistant | None = None,
     lifespan: Callable[[MCPServer], AbstractAsyncContextManager[Any]] | None = None,
+    log_search: SearchLogger | None = None,
 ) -> KbMCP:
     """The MCP server with kb's tools over one Searcher (the served index), the content's History and an
-    Assistant (one over the Searcher when none is given)."""
+    Assistant (one over the Searcher when none is given); search_sops and assist_ticket hand each answer to
+    log_search (the search log: kb/web/searches.py recorder over HTTP, kb.search_log over stdio)."""
     settings = searcher.settings
     assistant = assistant or Assistant(searcher)
     root = logging.getLogger()
@@ -168,6 +183,8 @@ def build_server(
         filters = {"business_line": business_line, "category": category, "type": type}
         results = searcher.search(query, k, mode, {key: v for key, v in filters.items() if v} or None)
         log.info("mcp search mode=%s results=%d query=%r", results.mode, len(results.hits), results.query)
+        top = results.hits[0].sop_id if results.hits else None
+        _logged(log_search, results.query, len(results.hits), top, results.mode, "mcp_search")
         return SearchAnswer.from_results(results)
 
     @server.tool(title="Read an SOP", annotations=READ_ONLY, structured_output=True)
@@ -237,8 +254,11 @@ def build_server(
         calibrated confidences, the SOP sections to cite (each with its plain text and citation: sop_id,
         anchor, revision, url; stale when past its review date), the customer macro to send, and whether kb
         can answer. When answerable is false, reason says why: do not make an answer up then."""
-        answer = assistant.assist(subject=subject, body=body, business_line=business_line, category=category, k=k)
+        assessment = assistant.assess(subject, body, business_line, category, k)
+        answer = assessment.to_dict()
         log.info("mcp assist results=%d answerable=%s", len(answer["results"]), answer["answerable"])
+        top = answer["results"][0]["sop_id"] if answer["results"] else None
+        _logged(log_search, assessment.query, len(answer["results"]), top, "hybrid", "mcp_assist")
         return AssistAnswer.model_validate(answer)
 
     tools = (search_sops, get_sop, list_categories, assist_ticket)

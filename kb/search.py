@@ -34,7 +34,7 @@ from kb.redaction import redact, strip_pans
 from kb.results import MODES, Hit, SearchResults, badges, validate_request
 from kb.snippets import make_snippet
 
-__all__ = ["MODES", "SearchDetail", "Searcher", "fuse_sections", "fusion_weights", "validate_request"]
+__all__ = ["MODES", "SearchDetail", "Searcher", "collapse", "fuse_sections", "fusion_weights", "validate_request"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,13 @@ def fusion_weights(settings: dict) -> dict[str, float]:
 def fuse_sections(rankings: dict[str, list[tuple[str, float]]], settings: dict) -> list[tuple[str, float]]:
     """Hybrid fusion of the keyword and semantic section rankings, as configured (also used by bench_ir)."""
     return fusion.fuse(rankings, k=settings["RRF_K"], weights=fusion_weights(settings))
+
+
+def collapse(gen: Generation, scored: list[tuple[str, float]], k: int | None) -> list[fusion.Group]:
+    """Sections grouped per SOP (kb/indexing/fusion.py), each SOP ranked by its best section and cited by its best
+    citable one: a links-only section ("Related documents") is never cited. An SOP that only a links-only section
+    matched keeps its rank and cites its first citable section (see docs/relevance.md for the measurement)."""
+    return fusion.collapse(scored, gen.sop_of, k, citable=gen.citable, fallback=gen.first_citable)
 
 
 class Searcher:
@@ -252,11 +259,11 @@ class Searcher:
 
     def _fused(self, gen: Generation, found: dict, mode: str, k: int | None) -> list[fusion.Group]:
         if mode == "keyword" or "semantic" not in found:
-            return fusion.collapse(found["keyword"], gen.sop_of, k)
+            return collapse(gen, found["keyword"], k)
         if mode == "semantic":
-            return fusion.collapse(found["semantic"], gen.sop_of, k)
+            return collapse(gen, found["semantic"], k)
         sections = {name: found[name] for name in ("keyword", "semantic")}
-        groups = fusion.collapse(fuse_sections(sections, self.settings), gen.sop_of, None)
+        groups = collapse(gen, fuse_sections(sections, self.settings), None)
         rrf_k, weights = self.settings["RRF_K"], self.hybrid_weights(found)
         return fusion.boost(groups, {"taxonomy": found["taxonomy"]}, k=rrf_k, weights=weights)[:k]
 
@@ -285,7 +292,7 @@ class Searcher:
         found = self.rankings(gen, prepared, "hybrid", parsed)
         rankings: dict[str, list[dict]] = {}
         for name in ("keyword", "semantic"):
-            groups = fusion.collapse(found.get(name, []), gen.sop_of, None)
+            groups = collapse(gen, found.get(name, []), None)
             rankings[name] = [
                 {"sop_id": g.sop_id, "section": gen.anchor_of(g.best), "score": round(g.score, 4)} for g in groups
             ]

@@ -2,8 +2,11 @@
 
 A row holds the query masked with kb.redaction.redact (never the raw text), who asked by kind (``person``: a
 logged-in user or the search page; ``bot``: an API key; ``anonymous``: an API call without a key), how many
-SOPs were found, the top one, and the mode. Nothing else about the asker is kept. :func:`prune` deletes rows
+SOPs were found, the top one, the mode, and the channel it came through (CHANNELS: ``api`` GET/POST
+/api/v1/search, ``page`` the search page, ``retrieval`` Dify's POST /retrieval, ``assist`` POST /api/v1/assist,
+``mcp_search`` and ``mcp_assist`` the MCP tools; NULL before schema 8). Nothing else about the asker is kept. :func:`prune` deletes rows
 older than KB_SEARCH_LOG_DAYS days; kb/web/searches.py records each search and prunes at most hourly.
+:func:`record_quietly` records in a connection of its own and never raises: a search never fails for its log.
 
 The search page searches as the agent types; :func:`revise` lets one typed search stay one row: a query that
 continues the row's query (:func:`continues`: typed on, or its end edited) within REVISE_SECONDS of it replaces
@@ -12,33 +15,48 @@ it, instead of adding a row per pause in the typing.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from kb.errors import InputError
+from kb.errors import InputError, KbError
 from kb.redaction import redact
-from kb.store import TIME_FORMAT, now, transaction
+from kb.store import TIME_FORMAT, connect, now, transaction
 
+log = logging.getLogger(__name__)
 ACTOR_KINDS = ("person", "bot", "anonymous")
+CHANNELS = ("api", "page", "retrieval", "assist", "mcp_search", "mcp_assist")
 MAX_QUERY_CHARS = 2000  # a longer query (only possible with a larger KB_MAX_QUERY_CHARS) is stored cut
 REVISE_SECONDS = 10  # a row is revised by a query that continues it at most this long after it was last written
 
 
-def record(db: sqlite3.Connection, query: str, actor_kind: str, results: int, top_sop_id: str | None, mode: str) -> int:
+def record(
+    db: sqlite3.Connection,
+    query: str,
+    actor_kind: str,
+    results: int,
+    top_sop_id: str | None,
+    mode: str,
+    channel: str | None = None,
+) -> int:
     """Store one search (its query masked) and return the row's id.
 
     Raises:
-        InputError: an unknown actor_kind or a negative result count.
+        InputError: an unknown actor_kind or channel, or a negative result count.
     """
     if actor_kind not in ACTOR_KINDS:
         raise InputError(f"actor_kind: must be one of {', '.join(ACTOR_KINDS)}", {"field": "actor_kind"})
+    if channel is not None and channel not in CHANNELS:
+        raise InputError(f"channel: must be one of {', '.join(CHANNELS)}", {"field": "channel"})
     if isinstance(results, bool) or not isinstance(results, int) or results < 0:
         raise InputError("results: must be a whole number, 0 or more", {"field": "results"})
     masked = redact(query).strip()[:MAX_QUERY_CHARS]
     with transaction(db):
         cursor = db.execute(
-            "INSERT INTO search_log (at, query, actor_kind, results, top_sop_id, mode) VALUES (?, ?, ?, ?, ?, ?)",
-            (now(), masked, actor_kind, results, top_sop_id, mode),
+            "INSERT INTO search_log (at, query, actor_kind, results, top_sop_id, mode, channel)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now(), masked, actor_kind, results, top_sop_id, mode, channel),
         )
     return cursor.lastrowid
 
@@ -95,6 +113,37 @@ def revise(
             (moment.strftime(TIME_FORMAT), masked, results, top_sop_id, mode, search_id),
         )
     return True
+
+
+def record_quietly(
+    data_dir: Path,
+    query: str,
+    actor_kind: str,
+    results: int,
+    top_sop_id: str | None,
+    mode: str,
+    channel: str | None = None,
+    prune_days: int | None = None,
+) -> int | None:
+    """record() in a connection of its own, then prune() when prune_days is given; the row's id, or None when the
+    database refused (logged as a warning, never raised: a search never fails for its log)."""
+    try:
+        db = connect(data_dir)
+        try:
+            # WAL with synchronous=NORMAL (this connection only): a commit waits for no fsync; a power cut may lose
+            # the last few log rows, never corrupt the database. Worth it for a row written on every search.
+            db.execute("PRAGMA synchronous=NORMAL")
+            row = record(db, query, actor_kind, results, top_sop_id, mode, channel)
+            if prune_days is not None:
+                removed = prune(db, prune_days)
+                if removed:
+                    log.info("search log: pruned %d searches older than %d days", removed, prune_days)
+            return row
+        finally:
+            db.close()
+    except (sqlite3.Error, KbError):
+        log.warning("search log: could not record a search", exc_info=True)
+        return None
 
 
 def record_click(db: sqlite3.Connection, search_id: int, sop_id: str) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 from kb.errors import ConfigError
 
 DB_NAME = "kb.sqlite"
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # MIGRATIONS[n] takes the schema from version n to n + 1.
@@ -175,6 +175,11 @@ MIGRATIONS: tuple[str, ...] = (
     # 7: which SOP a search led to (the first result opened from it), for the dashboard's no-click queries.
     """
     ALTER TABLE search_log ADD COLUMN clicked TEXT;
+    """,
+    # 8: where a search came from (kb.search_log.CHANNELS: the API, the search page, Dify's /retrieval, /assist,
+    # the MCP tools); NULL for searches logged before.
+    """
+    ALTER TABLE search_log ADD COLUMN channel TEXT;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -109,6 +109,9 @@ VARIANTS = {
     "-field-boosts": {"boosts": True},
     "-title-in-embeddings": {"index": {"kb.indexing.chunking.Section.embedding_text": property(_heading_free)}},
     "rrf-k-60": {"settings": {"RRF_K": 60}},
+    # Links-only sections ("Related documents") are ranked and never cited (what ships); this drops them from
+    # every ranking instead (docs/relevance.md: it cost a dev query at hit@1).
+    "drop-links-only": {"links": True},
 }
 VARIANTS["baseline"] = {
     "index": {**VARIANTS["-taxonomy-field"]["index"], **VARIANTS["-title-in-embeddings"]["index"]},
@@ -116,6 +119,19 @@ VARIANTS["baseline"] = {
     "search": {"glossary": True, "typos": True, "cleaning": True},
     "boosts": True,
 }
+
+
+def _without_links_only(rankings):
+    """Searcher.rankings with links-only sections taken out of the keyword and semantic rankings."""
+
+    def ranked(self, gen, prepared, mode, filters):
+        found = rankings(self, gen, prepared, mode, filters)
+        for name in ("keyword", "semantic"):
+            if name in found:
+                found[name] = [(key, score) for key, score in found[name] if gen.citable(key)]
+        return found
+
+    return ranked
 
 
 @contextmanager
@@ -128,6 +144,10 @@ def patched(variant: dict):
             stack.enter_context(mock.patch(target, value))
         if variant.get("boosts"):
             stack.enter_context(mock.patch.dict(keyword.FIELD_BOOSTS, dict.fromkeys(keyword.FIELD_BOOSTS, 1.0)))
+        if variant.get("links"):
+            from kb.search import Searcher
+
+            stack.enter_context(mock.patch.object(Searcher, "rankings", _without_links_only(Searcher.rankings)))
         if variant.get("search", {}).get("cleaning"):
             stack.enter_context(mock.patch("kb.querytext.clean_ticket", lambda text: text))
         yield

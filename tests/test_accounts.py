@@ -89,7 +89,7 @@ EXPECTED_COLUMNS = {
     ],
     "feedback": ["id", "sop_id", "anchor", "helpful", "reason", "query", "actor", "actor_kind", "created"],
     "flags": ["id", "sop_id", "anchor", "comment", "actor", "actor_kind", "created", "resolved"],
-    "search_log": ["id", "at", "query", "actor_kind", "results", "top_sop_id", "mode", "clicked"],
+    "search_log": ["id", "at", "query", "actor_kind", "results", "top_sop_id", "mode", "clicked", "channel"],
 }
 
 
@@ -100,7 +100,7 @@ def test_connect_creates_the_folder_and_the_schema_at_the_current_version(tmp_pa
     assert tables == set(EXPECTED_COLUMNS)
     for table, columns in EXPECTED_COLUMNS.items():
         assert [r["name"] for r in db.execute(f"PRAGMA table_info({table})")] == columns
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
@@ -113,7 +113,7 @@ def test_connect_again_keeps_the_data(tmp_path):
     first.close()
     second = connect(tmp_path)
     assert get_user(second, "alice") == User(1, "alice", "author")
-    assert second.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert second.execute("PRAGMA user_version").fetchone()[0] == 8
 
 
 def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_path):
@@ -136,7 +136,7 @@ def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_pa
     raw.commit()
     raw.close()
     db = connect(tmp_path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 8
     columns = [r["name"] for r in db.execute("PRAGMA table_info(users)")]
     assert columns == EXPECTED_COLUMNS["users"]
     alice = authenticate(db, "alice", PASSWORD)
@@ -146,7 +146,7 @@ def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_pa
     assert list_keys(db)[0]["scopes"] == ["search", "read", "write", "review", "admin"]
     db.close()
     again = connect(tmp_path)  # a second start migrates nothing
-    assert again.execute("PRAGMA user_version").fetchone()[0] == 7 and get_user(again, "alice").generation == 0
+    assert again.execute("PRAGMA user_version").fetchone()[0] == 8 and get_user(again, "alice").generation == 0
     again.close()
 
 

@@ -62,3 +62,39 @@ def test_content_hash_depends_only_on_embedded_text():
     first, again = sections(), sections()
     assert [s.content_hash for s in first] == [s.content_hash for s in again]
     assert len({s.content_hash for s in first}) == len(first)
+
+
+RELATED = """\
+## Purpose
+Refunds for [card payments](/sops/pay-card), see also [the policy](/sops/policy-refunds).
+
+## Related documents
+
+- [Refund policy](/sops/policy-refunds)
+- [Chargebacks](/sops/cb-incoming-chargeback)
+
+## See also
+- [Refund policy](/sops/policy-refunds): the thirty-day rule
+"""
+
+
+def test_a_section_of_nothing_but_links_is_marked_links_only():
+    doc, problems = parse_document(make_sop("pay-x", "Refunds", RELATED), "x.md")
+    assert problems == []
+    by_anchor = {s.anchor: s for s in chunk_document(doc)}
+    assert by_anchor["related-documents"].links_only is True
+    assert by_anchor["related-documents"].text == "Refund policy\nChargebacks"  # still indexed, as before
+    assert by_anchor["purpose"].links_only is False  # links within prose
+    assert by_anchor["see-also"].links_only is False  # a link with words of its own
+    assert by_anchor["related-documents"].to_dict()["links_only"] is True
+
+
+def test_every_shipped_related_documents_section_is_links_only_and_nothing_else_is():
+    from pathlib import Path
+
+    from kb.library import load_library
+
+    library = load_library(Path(__file__).resolve().parent.parent / "sops")
+    flagged = {(s.sop_id, s.heading) for d in library.documents.values() for s in chunk_document(d) if s.links_only}
+    related = {(i, "Related documents") for i, d in library.documents.items() if "## Related documents" in d.body}
+    assert related and flagged == related

@@ -61,3 +61,34 @@ def test_fuse_ranks_section_keys_from_scored_lists():
 )
 def test_a_ranking_s_weight_scales_with_its_confidence(confidence, full, expected):
     assert fusion.confidence_weight(1.5, confidence, full) == pytest.approx(expected)
+
+
+def test_collapse_cites_a_group_by_its_best_citable_section():
+    scored = [("a#related", 0.9), ("a#purpose", 0.5), ("b#refunds", 0.4), ("a#macro", 0.3)]
+    [a, b] = collapse(scored, lambda key: key.split("#")[0], None, citable=lambda key: not key.endswith("related"))
+    assert (a.sop_id, a.best, a.score) == ("a", "a#purpose", 0.9)  # ranked as before, cited elsewhere
+    assert a.others == (("a#macro", 0.3),)  # a links-only section is never among the others either
+    assert b.best == "b#refunds"
+
+
+def test_collapse_cites_the_fallback_when_only_a_links_only_section_matched():
+    scored = [("a#related", 0.9), ("b#refunds", 0.4)]
+    groups = collapse(
+        scored,
+        lambda key: key.split("#")[0],
+        None,
+        citable=lambda key: not key.endswith("related"),
+        fallback=lambda sop_id: f"{sop_id}#purpose",
+    )
+    assert [(g.sop_id, g.best, g.score, g.others) for g in groups] == [
+        ("a", "a#purpose", 0.9, ()),
+        ("b", "b#refunds", 0.4, ()),
+    ]
+    dropped = collapse(
+        scored,
+        lambda key: key.split("#")[0],
+        None,
+        citable=lambda key: not key.endswith("related"),
+        fallback=lambda sop_id: None,
+    )
+    assert [g.sop_id for g in dropped] == ["b"]  # a document with no citable section at all is left out

@@ -178,3 +178,30 @@ def test_a_generation_built_with_another_keyword_engine_is_refused_until_kb_inde
     searcher = Searcher(settings)
     assert searcher.health()["status"] == "ok"
     assert searcher.search("refund", 3, "keyword").hits
+
+
+def test_a_related_documents_section_is_flagged_in_the_generation_and_never_cited(sop_repo, data_dir, settings_for):
+    sops = sop_repo / "sops"
+    path = sops / "all" / "pay-duplicate-charge.md"
+    path.write_text(
+        path.read_text()
+        + "\n## Related documents\n\n- [Chargeback representment evidence](/sops/cb-evidence)\n"
+        + "- [Declined card payments](/sops/pay-card-declined)\n"
+    )
+    commit_all(sop_repo, "related documents")
+    build_index(sops, data_dir)
+    folder = current_generation(data_dir)
+    flags = {s["key"]: s["links_only"] for s in json.loads((folder / "sections.json").read_text())}
+    assert flags["pay-duplicate-charge#related-documents"] is True
+    assert not any(v for k, v in flags.items() if k != "pay-duplicate-charge#related-documents")
+    searcher = Searcher(settings_for(sops, data_dir))
+    assert not searcher.generation.citable("pay-duplicate-charge#related-documents")
+    for mode in ("keyword", "hybrid", "semantic"):
+        # Only the related-documents list holds these words: the SOP is still found, cited by a real section.
+        hits = searcher.search("chargeback representment evidence", 3, mode).hits
+        found = {h.sop_id: h for h in hits}
+        assert "pay-duplicate-charge" in found, mode
+        assert found["pay-duplicate-charge"].anchor != "related-documents", mode
+        assert all(o["anchor"] != "related-documents" for h in hits for o in h.others), mode
+    [hit] = searcher.search("chargeback representment evidence", 3, "keyword").hits
+    assert (hit.sop_id, hit.anchor) == ("pay-duplicate-charge", "purpose")  # its first citable section

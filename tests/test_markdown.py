@@ -126,3 +126,20 @@ def test_page_views_of_a_published_sop_render_it_once(client, monkeypatch):
     pages = [client.get("/api/v1/sops/pay-duplicate-charge") for _ in range(3)]
     assert all(p.status_code == 200 for p in pages)
     assert len({p.get_json()["html"] for p in pages}) == 1 and len(calls) <= 1
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("- [Refund policy](/sops/policy-refunds)\n- [Chargebacks](/sops/cb-incoming-chargeback)", True),
+        ("* [One](/sops/one)\n\n1. [Two](https://example.com/two).", True),
+        ("[Refund policy](/sops/policy-refunds), [Chargebacks](/sops/cb-x)", True),
+        ("- [Refund policy](/sops/policy-refunds): when to refund in full", False),
+        ("See [Refund policy](/sops/policy-refunds).", False),
+        ("- Refund policy", False),
+        ("```\n[x](/sops/x)\n```", False),
+        ("", False),
+    ],
+)
+def test_links_only_is_true_for_a_body_of_nothing_but_links(text, expected):
+    assert markdown.links_only(markdown.parse(text)) is expected

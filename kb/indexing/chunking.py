@@ -5,7 +5,8 @@ becomes an "Overview" section. A heading with no text of its own (an H2
 directly followed by H3s) is not a section: its H3s carry it in their heading
 path. Each section knows its SOP id, heading, stable
 anchor, heading path (document title, then the H2 above an H3) and the line it
-starts on in the file.
+starts on in the file, and whether its body is only links (a "Related documents" list, kb.markdown.links_only):
+such a section is indexed, so a query can still find its document, but search cites another of its sections.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Section:
     heading_path: tuple[str, ...]
     text: str  # plain text of the body under the heading
     line: int  # 1-based line in the file
+    links_only: bool = False  # its body is only links (a "Related documents" list): found, never cited
 
     @property
     def key(self) -> str:
@@ -78,12 +80,22 @@ def chunk_document(document: Document) -> tuple[Section, ...]:
     preamble = markdown.plain_text([t for i, t in enumerate(tokens[:first]) if i not in h1_inline])
     if preamble:
         sections.append(
-            Section(document.id, OVERVIEW_ANCHOR, "Overview", 2, (document.title,), preamble, document.body_line)
+            Section(
+                document.id,
+                OVERVIEW_ANCHOR,
+                "Overview",
+                2,
+                (document.title,),
+                preamble,
+                document.body_line,
+                markdown.links_only([t for i, t in enumerate(tokens[:first]) if i not in h1_inline]),
+            )
         )
     parent = None
     for position, heading in enumerate(found):
         end = found[position + 1].token_index if position + 1 < len(found) else len(tokens)
-        body = markdown.plain_text(tokens[heading.token_index + 3 : end])
+        block = tokens[heading.token_index + 3 : end]
+        body = markdown.plain_text(block)
         if heading.level == 2:
             parent = heading.text
             path = (document.title, heading.text)
@@ -100,6 +112,7 @@ def chunk_document(document: Document) -> tuple[Section, ...]:
                 path,
                 body,
                 document.body_line + heading.line,
+                markdown.links_only(block),
             )
         )
     return tuple(sections)

@@ -94,7 +94,12 @@ def boost(
 
 
 def collapse(
-    scored: Sequence[tuple[str, float]], sop_of: Callable[[str], str], limit: int | None, max_others: int = 3
+    scored: Sequence[tuple[str, float]],
+    sop_of: Callable[[str], str],
+    limit: int | None,
+    max_others: int = 3,
+    citable: Callable[[str], bool] | None = None,
+    fallback: Callable[[str], str | None] | None = None,
 ) -> list[Group]:
     """Group scored section keys by SOP, keeping each SOP's best section first.
 
@@ -103,16 +108,25 @@ def collapse(
         sop_of: maps a section key to its SOP id.
         limit: how many SOPs to return (None: all).
         max_others: how many further sections to keep per SOP.
+        citable: whether a section may be cited (default: every one). A group is ranked by its first section
+            as before, but cites its first citable one, and lists only citable ones among its others.
+        fallback: the section to cite for an SOP none of whose scored sections is citable (None: leave the
+            SOP out); without it such an SOP is left out.
 
     Returns:
-        Groups ordered by their best section's score.
+        Groups ordered by their first section's score.
     """
     groups: dict[str, list[tuple[str, float]]] = {}
     for key, score in scored:
         groups.setdefault(sop_of(key), []).append((key, score))
     out = []
     for sop_id, members in groups.items():
-        out.append(Group(sop_id, members[0][1], members[0][0], tuple(members[1 : 1 + max_others])))
+        cited = members if citable is None else [m for m in members if citable(m[0])]
+        best = cited[0][0] if cited else (fallback(sop_id) if fallback else None)
+        if best is None:
+            continue
+        others = tuple(m for m in cited if m[0] != best)[:max_others]
+        out.append(Group(sop_id, members[0][1], best, others))
         if len(out) == limit:
             break
     return out

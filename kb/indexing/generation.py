@@ -51,8 +51,9 @@ from kb.indexing.vector import VectorIndex
 from kb.querytext import QueryRewriter
 
 # Bump when the generation's files change shape (6: build.json holds the file record; 7: and the keyword
-# engine, and vectors may be an HNSW graph; 8: the category classifier).
-FORMAT_VERSION = 8
+# engine, and vectors may be an HNSW graph; 8: the category classifier; 9: each section in sections.json says
+# whether it is links_only). A generation of another format is never served nor built upon: `kb index` rebuilds.
+FORMAT_VERSION = 9
 KEEP_GENERATIONS = 3
 ANALYZED_SECTIONS = 4096  # analysed section texts (for snippets) each loaded generation keeps
 MANIFEST_FILE = "manifest.json"
@@ -310,6 +311,10 @@ class Generation:
         self.documents: dict[str, dict] = _json(folder / DOCUMENTS_FILE)
         self.categories: list[dict] = _json(folder / CATEGORIES_FILE)
         self._by_key = {s["key"]: s for s in self.sections}
+        self._first_citable: dict[str, str] = {}
+        for s in self.sections:
+            if not s["links_only"]:
+                self._first_citable.setdefault(s["sop_id"], s["key"])
         self.vectors = VectorIndex.open(
             folder / VECTORS_FILE,
             [s["key"] for s in self.sections],
@@ -328,6 +333,14 @@ class Generation:
     def section(self, key: str) -> dict:
         """A section's record (key, sop_id, heading, anchor, text, ...) by its key."""
         return self._by_key[key]
+
+    def citable(self, key: str) -> bool:
+        """Whether a section may be cited: any but a links-only one (a "Related documents" list)."""
+        return not self._by_key[key]["links_only"]
+
+    def first_citable(self, sop_id: str) -> str | None:
+        """The key of a document's first citable section in document order (None if it has none)."""
+        return self._first_citable.get(sop_id)
 
     def sop_of(self, key: str) -> str:
         """The SOP id of a section key."""

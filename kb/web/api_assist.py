@@ -21,6 +21,7 @@ from kb.web.api_search import BusinessLine, CategoryId, SearchHit
 from kb.web.contract import Area, Body, Model, responses
 from kb.web.extensions import assistant
 from kb.web.fields import at_most
+from kb.web.searches import log_query
 
 log = logging.getLogger(__name__)
 bp = Area(
@@ -107,9 +108,12 @@ def assist(body: AssistRequest):
 
     A named category filters the results; business_line too. See the README's "Agent assist".
     """
-    answer = assistant().assist(
+    assessment = assistant().assess(
         subject=body.subject, body=body.body, business_line=body.business_line, category=body.category, k=body.k
     )
+    answer = assessment.to_dict()
+    top = answer["results"][0]["sop_id"] if answer["results"] else None
+    log_query(assessment.query, len(answer["results"]), top, "hybrid", "assist")
     log.info(
         "assist results=%d answerable=%s redactions=%d category=%s",
         len(answer["results"]),

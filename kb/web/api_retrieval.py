@@ -37,6 +37,7 @@ from kb.redaction import redact
 from kb.retrieval import retrieve
 from kb.web import auth, errors
 from kb.web.extensions import searcher
+from kb.web.searches import log_query
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api_retrieval", __name__)
@@ -273,6 +274,8 @@ def retrieval():
         found.degraded,
         found.query,
     )
+    top = found.records[0].metadata["sop_id"] if found.records else None
+    log_query(found.query, len(found.records), top, "hybrid", "retrieval")
     root = request.host_url.rstrip("/")
     records = [
         RetrievalRecord(

@@ -16,7 +16,8 @@ thread also holds the session manager's run() task group, started on the first r
 Per tool, a key needs TOOL_SCOPES[tool] (search_sops, assist_ticket: search; get_sop, list_categories:
 read); without it
 the call is a tool error naming the scope. The SDK's DNS-rebinding protection checks the Host header against
-KB_MCP_ALLOWED_HOSTS and the Origin header (browsers only) against those hosts' http(s) origins.
+KB_MCP_ALLOWED_HOSTS and the Origin header (browsers only) against those hosts' http(s) origins. search_sops and
+assist_ticket go into the search log as a bot's (kb/web/searches.py recorder), channels mcp_search and mcp_assist.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from kb.mcp_server import KbMCP, build_server
 from kb.redaction import redact
 from kb.web import auth
 from kb.web.extensions import assistant, history, searcher
+from kb.web.searches import recorder
 
 log = logging.getLogger(__name__)
 bp = Blueprint("mcp", __name__)
@@ -148,7 +150,7 @@ def endpoint():
 def init_app(app: Flask) -> None:
     """Build this app's MCP server over its Searcher and History, and serve it at /mcp (no CSRF: keys only)."""
     with app.app_context():
-        server = build_server(searcher(), history(), assistant())
+        server = build_server(searcher(), history(), assistant(), log_search=recorder(app, "bot"))  # keys only
     server.middleware.append(require_tool_scope)
     app.extensions["kb"]["mcp"] = server
     app.extensions["kb"]["mcp_bridge"] = Bridge(server, app.config["KB"])

@@ -1,9 +1,12 @@
-"""Each search answered (the JSON API's and the search page's) goes into the search log, kb.search_log.
+"""Each search answered goes into the search log, kb.search_log: the JSON API's and the search page's, Dify's
+POST /retrieval, POST /api/v1/assist and the MCP tools over HTTP.
 
-:func:`log_search` records the masked query, who asked by kind and what was found, and prunes the log of
+:func:`log_search` (a search's results) and :func:`log_query` (any other answer: the masked query as searched,
+how many SOPs it answered, the first) record who asked by kind and through which channel, and prune the log of
 searches older than KB_SEARCH_LOG_DAYS at most once an hour in each process (on the first search after start,
 then hourly). Who asked: ``bot`` when an API key made the request, ``person`` for the search page (a browser)
-or a logged-in user, ``anonymous`` for an API call without a key. A failure to write the log (a locked or full
+or a logged-in user, ``anonymous`` for an API call without a key. :func:`recorder` gives the MCP server (whose
+tools run outside any request) a logger for one kind of asker. A failure to write the log (a locked or full
 database) is logged and never fails the search.
 
 The search page searches as the agent types (kb/web/static/search.js calls GET /api/v1/search with
@@ -19,8 +22,9 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 
-from flask import current_app, g, request, session
+from flask import Flask, current_app, g, request, session
 
 from kb import search_log
 from kb.errors import KbError
@@ -48,9 +52,9 @@ def from_page() -> bool:
     return request.blueprint == "pages" or bool(g.get("via_page"))
 
 
-def _prune_due() -> bool:
+def _prune_due(app: Flask) -> bool:
     """Whether this process should prune now (claims the turn, so concurrent searches prune once)."""
-    state = current_app.extensions["kb"]
+    state = app.extensions["kb"]
     with _prune_lock:
         last = state.get(PRUNED_KEY)
         if last is not None and time.monotonic() - last < PRUNE_EVERY:
@@ -64,33 +68,46 @@ def log_search(results: SearchResults) -> int | None:
     (None when the log could not be written). The search page's searches revise their session's last row when
     they continue it (see above)."""
     top = results.hits[0].sop_id if results.hits else None
-    kind, page = actor_kind(), from_page()
+    if not from_page():
+        return log_query(results.query, len(results.hits), top, results.mode, "api")
+    outcome = (actor_kind(), len(results.hits), top, results.mode)
+    own = session.get(SESSION_KEY)
+    if isinstance(own, int) and not isinstance(own, bool) and _revised(own, results.query, *outcome):
+        return own
+    row = _write(current_app._get_current_object(), results.query, *outcome, "page")
+    if row is not None:
+        session[SESSION_KEY] = row
+    return row
+
+
+def _revised(row: int, query: str, kind: str, results: int, top_sop_id: str | None, mode: str) -> bool:
+    """search_log.revise of the page's own last row; False (logged) when the database refused."""
     try:
         with auth.connection() as db:
-            # WAL with synchronous=NORMAL (this connection only): a commit waits for no fsync; a power cut may lose
-            # the last few log rows, never corrupt the database. Worth it for a row written on every search.
-            db.execute("PRAGMA synchronous=NORMAL")
-            own = session.get(SESSION_KEY) if page else None
-            outcome = (kind, len(results.hits), top, results.mode)
-            if (
-                isinstance(own, int)
-                and not isinstance(own, bool)
-                and search_log.revise(db, own, results.query, *outcome)
-            ):
-                row = own
-            else:
-                row = search_log.record(db, results.query, *outcome)
-            if page:
-                session[SESSION_KEY] = row
-            if _prune_due():
-                removed = search_log.prune(db, current_app.config["KB"]["SEARCH_LOG_DAYS"])
-                if removed:
-                    log.info(
-                        "search log: pruned %d searches older than %d days",
-                        removed,
-                        current_app.config["KB"]["SEARCH_LOG_DAYS"],
-                    )
-            return row
+            db.execute("PRAGMA synchronous=NORMAL")  # as in search_log.record_quietly
+            return search_log.revise(db, row, query, kind, results, top_sop_id, mode)
     except (sqlite3.Error, KbError):
-        log.warning("search log: could not record a search", exc_info=True)
-        return None
+        log.warning("search log: could not revise a search", exc_info=True)
+        return False
+
+
+def log_query(query: str, results: int, top_sop_id: str | None, mode: str, channel: str) -> int | None:
+    """Record one answer of this request (its query masked, who asked by kind) and prune the log when due."""
+    return _write(current_app._get_current_object(), query, actor_kind(), results, top_sop_id, mode, channel)
+
+
+def recorder(app: Flask, kind: str) -> Callable[[str, int, str | None, str, str], None]:
+    """A logger for answers given outside a request (the MCP tools), all asked by one kind: (query, results,
+    top SOP id, mode, channel)."""
+
+    def record(query: str, results: int, top_sop_id: str | None, mode: str, channel: str) -> None:
+        _write(app, query, kind, results, top_sop_id, mode, channel)
+
+    return record
+
+
+def _write(app: Flask, query: str, kind: str, results: int, top_sop_id: str | None, mode: str, channel: str):
+    """search_log.record_quietly in the app's data folder, pruning when this process's turn has come."""
+    settings = app.config["KB"]
+    days = settings["SEARCH_LOG_DAYS"] if _prune_due(app) else None
+    return search_log.record_quietly(settings["DATA_DIR"], query, kind, results, top_sop_id, mode, channel, days)
