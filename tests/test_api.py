@@ -12,6 +12,9 @@ RESULT_KEYS = {
     "score",
     "revision",
     "other_sections",
+    "effective",
+    "review_by",
+    "badges",
 }
 
 
