@@ -376,7 +376,8 @@ def _export_query_model(data_dir: Path, model: str, report: BuildReport, embedde
         )
         return
     try:
-        query_encoder.ensure_onnx(data_dir, model, embeddings.torch_encoder(model), quantized=True)
+        exporter = None if exported else embeddings.torch_encoder(model)  # the loaded one, when it embedded
+        query_encoder.ensure_onnx(data_dir, model, exporter, quantized=True)
     except Exception as error:  # noqa: BLE001 - queries fall back to torch
         report.problems.append(
             Problem("(model)", 0, f"ONNX export failed, queries will use torch: {error}", severity="warning")
