@@ -15,11 +15,13 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import closing
 from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+from kb import store, webhooks
 from kb.cli import main as cli
 from kb.config import load_settings
 from kb.errors import ConfigError
@@ -122,16 +124,22 @@ def draft_status(instance: Authoring, draft: int) -> str:
 def test_a_publish_on_one_replica_is_pushed_and_the_other_serves_it_after_one_tick(replicas):
     a, b = replicas.a, replicas.b
     start = remote_log(replicas.remote)
+    ticking = watcher(b)
+    with closing(store.connect(b.data)) as db:  # b keeps its own database here: its hook hears of a's publish
+        webhooks.register(db, "http://127.0.0.1:9/hook", ["sop.published"], "ada", allow_private=True)
     answer = approve(a, in_review(a, text("zebraquux")))
     assert answer.status_code == 200
     revision = answer.get_json()["revision"]
     assert remote_log(replicas.remote) == [revision, *start] and head(a) == revision
     assert found(a, "zebraquux") == [SOP] and found(b, "zebraquux") == []
 
-    report = watcher(b).tick()
+    report = ticking.tick()
     assert report is not None and head(b) == revision
     assert found(b, "zebraquux") == [SOP] and b.revision(SOP) == revision
     assert b.audit(action="external_change") == []  # another replica's publish is no outside change
+    with closing(store.connect(b.data)) as db:
+        events = [json.loads(row["payload"]) for row in db.execute("SELECT payload FROM webhook_deliveries")]
+    assert [(e["type"], e["sop_id"], e["revision"]) for e in events] == [("sop.published", SOP, revision)]
 
 
 def test_two_publishes_of_the_same_sop_end_in_one_commit_and_one_409_with_the_diff(replicas, monkeypatch):
