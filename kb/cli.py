@@ -69,6 +69,7 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
 
     settings = _settings(ctx)
     content = settings["CONTENT_DIR"]
+    _follow_remote(settings)
     if not content.is_dir():
         raise click.ClickException(f"content folder {content} does not exist (set KB_CONTENT_DIR)")
     report = build_index(
@@ -103,6 +104,16 @@ def index_command(ctx: click.Context, full: bool, as_json: bool) -> None:
     library_errors = [p for p in report.problems if p.severity == "error" and not p.file.endswith(".md")]
     if report.skipped or library_errors:
         ctx.exit(1)
+
+
+def _follow_remote(settings: dict) -> None:
+    """With KB_CONTENT_REMOTE: clone it into an empty content folder, or fetch and fast-forward the clone; a folder
+    that is not its clone, or a remote that cannot be reached, stops the command (a ConfigError naming it)."""
+    from kb.workflow import Workflow
+
+    head = Workflow(settings).publisher.follow()
+    if head is not None:
+        logging.getLogger("kb.remote").info("the content clone follows the remote at %s", head[:12])
 
 
 def _classifier_line(record: dict) -> str:
@@ -273,6 +284,7 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, worker
     from kb.indexing.builder import current_generation
 
     settings = _settings(ctx)
+    _follow_remote(settings)
     try:
         current_generation(settings["DATA_DIR"], settings["KEYWORD_ENGINE"])  # fail now if none was ever built
     except IndexNotBuiltError:

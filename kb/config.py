@@ -28,7 +28,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins | url | hosts
+    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins | url | hosts | remote
     choices: tuple[str, ...] = ()
 
 
@@ -125,8 +125,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WATCH_INTERVAL",
         2.0,
-        "Seconds between checks of the content repository for commits made outside kb (0 turns watching off).",
+        "Seconds between checks of the content repository for commits made outside kb, and fetches from "
+        "KB_CONTENT_REMOTE (0 turns watching off).",
         "float",
+    ),
+    Setting(
+        "CONTENT_REMOTE",
+        "",
+        "The shared git repository replicas publish to and fetch from: an absolute path of a bare repository, "
+        "file://, ssh://, https:// or user@host:path. Empty: the content folder is the only copy.",
+        "remote",
     ),
     Setting("SESSION_IDLE_MINUTES", 30, "A browser session ends after this many minutes without a request.", "int"),
     Setting(
@@ -284,6 +292,8 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return _url(setting, text)
     if setting.kind == "hosts":
         return _hosts(setting, text)
+    if setting.kind == "remote":
+        return _remote(setting, text)
     if setting.kind == "choice" and text not in setting.choices:
         allowed = ", ".join(setting.choices)
         raise ConfigError(f"setting {setting.name}: {text!r} is not one of {allowed}")
@@ -347,6 +357,48 @@ def _hosts(setting: Setting, text: str) -> tuple[str, ...]:
             " or 127.0.0.1:* (no scheme, path or '*' host)"
         )
     return hosts
+
+
+_REMOTE_URL = re.compile(
+    r"^(?P<scheme>file|ssh|https?)://(?P<user>[^/?#\s@]*(?:@[^/?#\s@]*)*@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*)(?::[0-9]{1,5})?(?P<path>/[^\s?#]*)?$"
+)
+_REMOTE_SCP = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.-]*:[^\s]+$")
+
+
+def _remote(setting: Setting, text: str) -> str:
+    """A git remote: an absolute path, file://, ssh://, http(s)://, or user@host:path (scp style); "" for none.
+
+    The message of a refused value masks any credentials in it (kb.redaction.mask_credentials).
+    """
+    from kb.redaction import mask_credentials
+
+    text = text.strip()
+    if not text:
+        return ""
+    shown = mask_credentials(text)
+    reason = None
+    if any(ord(c) < 32 or c.isspace() for c in text):
+        reason = "it holds a space or control character"
+    elif text.startswith("-"):
+        reason = "it starts with '-' (git would read it as an option)"
+    elif "::" in text.split("/")[0] or text.startswith("ext:"):
+        reason = "git's transport helpers (ext::, fd::, ...) are not allowed"
+    elif "://" in text:
+        match = _REMOTE_URL.match(text)
+        if match is None:
+            reason = "it is not a file://, ssh://, http:// or https:// address without query or fragment"
+        elif match["scheme"] == "file" and (match["host"] or not match["path"]):
+            reason = "a file:// address names a path on this machine: file:///srv/kb/content.git"
+        elif match["scheme"] != "file" and (not match["host"] or not match["path"] or match["path"] == "/"):
+            reason = "it names no host or no repository path"
+    elif text.startswith(("/", "~")):
+        pass
+    elif not _REMOTE_SCP.match(text):
+        reason = "a path must be absolute (/srv/kb/content.git); else give an address or user@host:path"
+    if reason:
+        raise ConfigError(f"setting {setting.name}: {shown!r} is not a git remote: {reason}")
+    return str(Path(text).expanduser()) if text.startswith("~") else text
 
 
 def _storage(setting: Setting, text: str) -> str:

@@ -8,9 +8,11 @@
     ├── AuthRequiredError        no valid credentials were given (HTTP 401)
     ├── ForbiddenError           the user's role does not allow this, or four-eyes forbids it (HTTP 403)
     ├── ConflictError            the object changed since the caller read it (HTTP 409)
+    │   └── RemoteMovedError     the content remote moved on while publishing: another replica published first
     ├── TooLargeError            a request body or document is over its size limit (HTTP 413)
     ├── RateLimitedError         too many requests from one client; carries retry_after seconds (HTTP 429)
     ├── StorageError             git, SQLite or the disk failed (full disk, a git error) (HTTP 503)
+    │   └── UnavailableError     a shared service (the content remote) cannot be reached now; carries retry_after
     ├── DocumentError            a document or library file is invalid; carries problems (HTTP 422)
     └── IndexError_              the index is missing or cannot be built / loaded
         └── IndexNotBuiltError   no index generation exists yet
@@ -110,6 +112,10 @@ class ConflictError(KbError):
     http_status = 409
 
 
+class RemoteMovedError(ConflictError):
+    """A push to the content remote was refused: another replica published first (kb.workflow retries once)."""
+
+
 class TooLargeError(KbError):
     """A request body or a document is over its size limit."""
 
@@ -133,6 +139,14 @@ class StorageError(KbError):
 
     code = "storage_error"
     http_status = 503
+
+
+class UnavailableError(StorageError):
+    """A shared service (the content remote) cannot be reached now; the API adds Retry-After: retry_after seconds."""
+
+    def __init__(self, message: str, retry_after: int = 30, details: object = None):
+        super().__init__(message, details)
+        self.retry_after = max(1, int(retry_after))
 
 
 @dataclass

@@ -5,11 +5,19 @@ lock so publishes happen one at a time. Its journal (``publish.json`` in the
 instance folder) is written before the file is touched and removed when the
 draft is marked published::
 
-    journal -> write file -> git add + commit -> reindex + switch -> mark published (+ webhook event) -> remove journal
+    journal -> write file -> git add + commit [-> push] -> reindex + switch -> mark published (+ webhook event)
+            -> remove journal
+
+With a content remote (KB_CONTENT_REMOTE, kb.remote) the commit is pushed before anything is reindexed, so
+nothing is ever served from a commit the remote does not hold. A push that fails undoes the local commit
+(the clone is reset to the remote's branch) and the publish fails as a whole: RemoteMovedError when another
+replica published first (kb.workflow retries once, or answers 409 with the diff), UnavailableError (503 with
+Retry-After) when the remote cannot be reached. The draft stays in review either way.
 
 :meth:`Publisher.recover` finishes or undoes an interrupted publish: if the
-commit landed, the index is rebuilt and the draft marked published (roll
-forward); if it did not, the working tree is restored (roll back). A publish
+commit landed (and, with a remote, reached it), the index is rebuilt and the
+draft marked published (roll forward); if it did not, the working tree is
+restored (roll back; with a remote, reset to the remote's branch). A publish
 that fails while running (a full disk, git refusing) is rolled back at once
 when its commit has not landed; whatever cannot be undone now is left to
 recover(), which the next publish and every watcher tick run first. Either
@@ -36,6 +44,7 @@ from kb import audit, repository, store, webhooks, yamlio
 from kb.documents import split_front_matter
 from kb.errors import KbError, StorageError
 from kb.files import atomic_write, file_lock
+from kb.remote import Remote
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +79,24 @@ def _checkpoint(step: str) -> None:
 class Publisher:
     """The publish step for one content repository and instance folder."""
 
-    def __init__(self, content: Path, data: Path, reindex: Callable[[], object], public_url: str = ""):
+    def __init__(
+        self,
+        content: Path,
+        data: Path,
+        reindex: Callable[[], object],
+        public_url: str = "",
+        remote: Remote | None = None,
+    ):
         """reindex brings the index up to date with the content folder and switches generations.
 
-        public_url (KB_PUBLIC_URL) starts the SOP links in webhook events.
+        public_url (KB_PUBLIC_URL) starts the SOP links in webhook events; remote (KB_CONTENT_REMOTE) receives
+        each commit before it is served.
         """
         self.content = content
         self.data = data
         self.reindex = reindex
         self.public_url = public_url
+        self.remote = remote
 
     @property
     def journal_path(self) -> Path:
@@ -108,31 +126,35 @@ class Publisher:
         }
         atomic_write(self.journal_path, json.dumps(journal))
         _checkpoint("journal")
-        committed = False
+        landed = False
         try:
             atomic_write(self.content / path, draft.markdown)
             _checkpoint("written")
             revision = self._commit(path, draft, approver)
-            committed = True
             _checkpoint("committed")
+            if self.remote is not None:
+                self.remote.push(revision)
+                _checkpoint("pushed")
+            landed = True
             self.reindex()
             _checkpoint("indexed")
             self._finish(journal, revision)
             _checkpoint("recorded")
         except Exception as error:
-            self._failed(journal, committed, error)
+            self._failed(journal, landed, error)
             if isinstance(error, KbError):
                 raise
             raise StorageError(f"publishing failed: {error}", {"field": "draft"}) from error
         return revision
 
-    def _failed(self, journal: dict, committed: bool, error: Exception) -> None:
-        """Undo a publish that failed before its commit landed; leave a landed one for recover()."""
+    def _failed(self, journal: dict, landed: bool, error: Exception) -> None:
+        """Undo a publish that failed before its commit landed (in git, and on the remote if any); leave a landed
+        one for recover()."""
         log.error("publishing draft %s failed: %s", journal["draft"], error)
-        if committed:
+        if landed:
             return  # the commit is in git: recover() rolls forward once the index can be built
         try:
-            self._roll_back(journal)
+            self._roll_back(journal, reason=error.message if isinstance(error, KbError) else None)
         except KbError as undo:
             log.error("rolling back draft %s failed, recovery will retry: %s", journal["draft"], undo)
 
@@ -196,12 +218,47 @@ class Publisher:
             self.journal_path.unlink(missing_ok=True)
             return "rolled-forward"
         ours = self._published_commit(journal)
+        if ours is not None and self.remote is not None and not self._pushed(ours):
+            self._roll_back(journal, reason="its commit did not reach the content remote")
+            return "rolled-back"
         if ours is not None:
             self.reindex()
             self._finish(journal, ours, recovered=True)
             return "rolled-forward"
         self._roll_back(journal)
         return "rolled-back"
+
+    def _pushed(self, commit: str) -> bool:
+        """Whether the remote holds commit (fetched now; UnavailableError when it cannot be reached)."""
+        self.remote.fetch()
+        return self.remote.contains(commit)
+
+    def follow(self) -> str | None:
+        """With a remote: make the content folder its clone, up to date, under the lock (start-up); else None.
+
+        Raises:
+            ConfigError: naming KB_CONTENT_REMOTE, when the folder is not its clone or it cannot be reached.
+        """
+        if self.remote is None:
+            return None
+        with self.lock():
+            return self.remote.follow()
+
+    def sync(self) -> tuple[str | None, str] | None:
+        """With a remote: fetch and fast-forward the clone (call under the lock); (HEAD before, after), else None."""
+        return self.remote.sync() if self.remote is not None else None
+
+    def sync_if_idle(self) -> tuple[str | None, str] | None:
+        """recover() then sync(), unless a publish is running now (its lock is held): for the watcher."""
+        if self.remote is None:
+            return None
+        with self.lock(blocking=False) as held:
+            if not held:
+                return None
+            outcome = self.recover()
+            if outcome:
+                log.warning("an interrupted publish was %s", outcome)
+            return self.remote.sync()
 
     def recover_if_idle(self) -> str | None:
         """recover(), unless a publish is running now (its lock is held): for the watcher."""
@@ -210,19 +267,23 @@ class Publisher:
         with self.lock(blocking=False) as held:
             return self.recover() if held else None
 
-    def _roll_back(self, journal: dict) -> None:
-        """Restore the file as it was at the last commit, audit the failure and remove the journal."""
+    def _roll_back(self, journal: dict, reason: str | None = None) -> None:
+        """Restore the file as it was at the last commit (with a remote: reset the clone to the remote's branch),
+        audit the failure and remove the journal."""
         path = journal["path"]
-        # The file as it was, read from git's objects (a read works even when git cannot write its index).
-        old = repository.show(self.content, path, journal["old_head"]) if journal["old_head"] else None
-        target = self.content / path
-        if old is None:
-            target.unlink(missing_ok=True)
-        elif not target.exists() or target.read_bytes() != old.encode("utf-8"):
-            atomic_write(target, old)
-        staged = repository.run_git(self.content, "diff", "--cached", "--name-only", "--", path, check=False)
-        if staged and staged.strip():
-            repository.run_git(self.content, "reset", "-q", "--", path)
+        if self.remote is not None:
+            self.remote.reset()  # drops a commit that was not pushed, and the written file with it
+        else:
+            # The file as it was, read from git's objects (a read works even when git cannot write its index).
+            old = repository.show(self.content, path, journal["old_head"]) if journal["old_head"] else None
+            target = self.content / path
+            if old is None:
+                target.unlink(missing_ok=True)
+            elif not target.exists() or target.read_bytes() != old.encode("utf-8"):
+                atomic_write(target, old)
+            staged = repository.run_git(self.content, "diff", "--cached", "--name-only", "--", path, check=False)
+            if staged and staged.strip():
+                repository.run_git(self.content, "reset", "-q", "--", path)
         with closing(store.connect(self.data)) as db, db:
             row = db.execute("SELECT sop_id FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
             audit.record(
@@ -232,7 +293,7 @@ class Publisher:
                 target=f"sop:{row['sop_id']}" if row else None,
                 outcome="failed",
                 client=journal["client"],
-                details={"draft": journal["draft"], "rolled_back": True},
+                details={"draft": journal["draft"], "rolled_back": True, "reason": reason},
             )
         self.journal_path.unlink(missing_ok=True)
 

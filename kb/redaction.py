@@ -18,6 +18,11 @@ character classes, and one pass over digit groups: linear in the text's length.
 Digits inside a commit id, a hash (32 or more hex digits with a letter) or a
 UUID are not card numbers: one in about 400 random commit ids holds a
 Luhn-valid run of 13 digits, which would otherwise be masked in the audit log.
+
+Credentials written into an address (``https://user:token@host/...``, the way a
+git remote such as ``KB_CONTENT_REMOTE`` carries them) are masked too, by
+:func:`mask_credentials`: the whole user part becomes ``***``. ``redact`` calls
+it, so logs, API errors and audit rows never show a token.
 """
 
 from __future__ import annotations
@@ -277,16 +282,30 @@ def mask_pans(text: str, template: str = MASK_TEMPLATE) -> str:
     return _replace(text, _spans(text, template, CVV_MASK, EXPIRY_MASK))
 
 
+# scheme://userinfo@ : the user part runs to the last "@" before the host ends (a "/", "?", "#" or a space).
+_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
+CREDENTIALS_MASK = "***"
+
+
+def mask_credentials(text: str) -> str:
+    """Mask the user part of every address in text: ``https://user:token@host/x`` -> ``https://***@host/x``."""
+    if "@" not in text:
+        return text
+    return _CREDENTIALS.sub(lambda match: f"{match['scheme']}{CREDENTIALS_MASK}@", text)
+
+
 def redact(text: str) -> str:
-    """The one redaction function: NFKC-normalise text, then mask every card number, CVV and expiry in it."""
-    return mask_pans(unicodedata.normalize("NFKC", text))
+    """The one redaction function: NFKC-normalise text, then mask every card number, CVV and expiry in it, and
+    the credentials in any address (:func:`mask_credentials`)."""
+    return mask_credentials(mask_pans(unicodedata.normalize("NFKC", text)))
 
 
 def redact_counted(text: str) -> tuple[str, int]:
     """redact(text), and how many card numbers it masked (CVVs and expiries are masked, not counted)."""
     normal = unicodedata.normalize("NFKC", text)
     spans = _spans(normal, MASK_TEMPLATE, CVV_MASK, EXPIRY_MASK)
-    return _replace(normal, spans), sum(1 for _, _, mask in spans if mask not in (CVV_MASK, EXPIRY_MASK))
+    masked = mask_credentials(_replace(normal, spans))
+    return masked, sum(1 for _, _, mask in spans if mask not in (CVV_MASK, EXPIRY_MASK))
 
 
 _MASKS = re.compile(r"\[card ending [0-9]{4}\]|\[cvv\]|\[expiry\]")

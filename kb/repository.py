@@ -20,6 +20,7 @@ import yaml
 from kb import yamlio
 from kb.documents import split_front_matter
 from kb.errors import InputError, StorageError
+from kb.redaction import mask_credentials
 
 GIT_TIMEOUT = 60
 HISTORY_LIMIT = 200
@@ -66,11 +67,13 @@ def run_git(
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         if check:
-            raise StorageError(f"git {args[0]} could not run: {error}", {"command": f"git {args[0]}"}) from error
+            message = mask_credentials(str(error))[:500]  # a timeout names the command, which may hold a URL
+            raise StorageError(f"git {args[0]} could not run: {message}", {"command": f"git {args[0]}"}) from error
         return None
     if done.returncode != 0:
         if check:
-            message = done.stderr.decode("utf-8", errors="replace").strip()[:500]
+            # git echoes a remote's URL, credentials and all: mask them before anything is cut or shown
+            message = mask_credentials(done.stderr.decode("utf-8", errors="replace")).strip()[:500]
             raise StorageError(f"git {args[0]} failed: {message}", {"command": f"git {args[0]}"})
         return None
     return done.stdout.decode("utf-8", errors="replace") if text else done.stdout

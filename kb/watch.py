@@ -20,6 +20,15 @@ was deleted) at its last commit; a file skipped as invalid makes none. Every
 process's watcher sees the same commits; an event's id is fixed by its type,
 SOP and revision, so each hook gets it once (kb.webhooks.enqueue). A process
 that starts after the commit (no previous HEAD seen) sends nothing for it.
+
+With a content remote (KB_CONTENT_REMOTE, kb.remote) each tick first fetches
+the remote and fast-forwards the clone (under the publish lock, skipped while a
+publish runs), so new revisions from other replicas and from pushes to the
+remote serve as outside commits do. Commits another replica published announce
+their webhook events here too (the same event ids: a hook in a shared database
+gets each once); they are no outside change and are not audited as one. A fetch
+that fails is logged (credentials masked) and retried next tick; the current
+index keeps serving.
 """
 
 from __future__ import annotations
@@ -52,8 +61,9 @@ def outside_commits(content: Path, old: str | None, new: str) -> list[dict]:
     return commits
 
 
-def _outside_paths(content: Path, old: str, new: str) -> list[str]:
-    """Markdown files (relative to content) that commits kb did not make changed between old and new."""
+def _changed_paths(content: Path, old: str, new: str, by_kb: bool = False) -> list[str]:
+    """Markdown files (relative to content) that commits kb did not make (by_kb: that kb made) changed between
+    old and new."""
     out = repository.run_git(
         content,
         "log",
@@ -67,21 +77,22 @@ def _outside_paths(content: Path, old: str, new: str) -> list[str]:
         check=False,
     )
     paths: dict[str, None] = {}
-    outside = False
+    wanted = False
     for line in (out or "").splitlines():
         if line.startswith("\x00"):
-            outside = line[1:] != KB_COMMITTER
-        elif outside and line.endswith(".md"):
+            wanted = (line[1:] == KB_COMMITTER) == by_kb
+        elif wanted and line.endswith(".md"):
             paths[line] = None
     return sorted(paths)
 
 
-def outside_events(content: Path, old: str, new: str) -> list[tuple[str, str, str]]:
-    """(event, sop_id, revision) for each SOP file outside commits touched between old and new (see the docstring)."""
-    paths = _outside_paths(content, old, new)
+def outside_events(content: Path, old: str, new: str, by_kb: bool = False) -> list[tuple[str, str, str]]:
+    """(event, sop_id, revision) for each SOP file outside commits (by_kb: commits kb made on another replica)
+    touched between old and new (see the docstring)."""
+    paths = _changed_paths(content, old, new, by_kb)
     if len(paths) > MAX_OUTSIDE_EVENTS:
         log.warning(
-            "outside commits changed %d SOP files; webhook events go out for the first %d",
+            "commits changed %d SOP files; webhook events go out for the first %d",
             len(paths),
             MAX_OUTSIDE_EVENTS,
         )
@@ -141,7 +152,11 @@ class Watcher(threading.Thread):
 
     def tick(self) -> dict | None:
         """Check once; return the build report as a dict when a new generation was written."""
-        self._recover_if_idle()
+        arrived = None
+        if self.workflow.publisher.remote is not None:
+            arrived = self._fetch()  # finishes an interrupted publish first, like _recover_if_idle
+        else:
+            self._recover_if_idle()
         content = self.settings["CONTENT_DIR"]
         head = repository.head(content)
         if head is None or head == self.seen:
@@ -156,12 +171,28 @@ class Watcher(threading.Thread):
         if outside:
             self._audit(head, outside, report)
             self._announce(previous, head)
+        if arrived and arrived[0] and previous:
+            self._announce(arrived[0], arrived[1], by_kb=True)  # published on another replica
         return None if report.up_to_date else report.to_dict()
 
-    def _announce(self, previous: str, head: str) -> None:
-        """Enqueue the webhook events of outside commits; a failure is logged, never stops the watcher."""
+    def _fetch(self) -> tuple[str | None, str] | None:
+        """Fetch the content remote and fast-forward (after finishing an interrupted publish); (before, after) when
+        HEAD moved. A failure is logged and retried next tick: the current index keeps serving."""
         try:
-            events = outside_events(self.settings["CONTENT_DIR"], previous, head)
+            moved = self.workflow.publisher.sync_if_idle()
+        except KbError as error:
+            log.error(
+                "fetching the content remote failed; serving the current index, retrying in %g s: %s",
+                self.interval,
+                error.message,
+            )
+            return None
+        return moved if moved and moved[0] != moved[1] else None
+
+    def _announce(self, previous: str, head: str, by_kb: bool = False) -> None:
+        """Enqueue the webhook events of outside commits (by_kb: another replica's); a failure is only logged."""
+        try:
+            events = outside_events(self.settings["CONTENT_DIR"], previous, head, by_kb)
             if events:
                 with closing(store.connect(self.settings["DATA_DIR"])) as db:
                     webhooks.enqueue_quietly(db, events, self.settings["PUBLIC_URL"])

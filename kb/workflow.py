@@ -12,6 +12,15 @@ incrementally and switches the index generation: that step, its journal, lock
 and crash recovery live in :mod:`kb.publishing`. Publishes run one at a time,
 so two concurrent publishes of different SOPs both land, one after the other.
 
+With a content remote (KB_CONTENT_REMOTE, :mod:`kb.remote`) an approval first
+fetches and fast-forwards the clone, then checks the base revision against the
+remote's newest state, then commits and pushes. When the push is refused because
+another replica published first, the clone is reset to the remote and the
+approval runs once more from the checks: if the other commit changed the same
+SOP, the base check answers 409 with the diff (the stale-base answer); if it
+changed another file, the draft is committed on the new head and pushed. A
+second refusal answers 409; the draft stays in review.
+
 Free text (summaries, return comments) goes through :func:`kb.redaction.redact`
 before it is stored: a commit message never holds a card number.
 """
@@ -29,11 +38,12 @@ from kb.accounts import User, has_role
 from kb.diffing import line_diff
 from kb.documents import split_front_matter
 from kb.drafts import COMMIT, STATUSES, Draft, check_comment, check_fields
-from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, NotFoundError, Problem
+from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, NotFoundError, Problem, RemoteMovedError
 from kb.library import Library, load_library
 from kb.lint import check_text
 from kb.publishing import Publisher
 from kb.redaction import redact
+from kb.remote import remote_of
 from kb.values import load_values
 
 
@@ -46,7 +56,9 @@ class Workflow:
         self.content: Path = settings["CONTENT_DIR"]
         self.data: Path = settings["DATA_DIR"]
         self._encoder = encoder
-        self.publisher = Publisher(self.content, self.data, self.reindex, settings.get("PUBLIC_URL", ""))
+        self.publisher = Publisher(
+            self.content, self.data, self.reindex, settings.get("PUBLIC_URL", ""), remote_of(settings)
+        )
 
     # -- storage -------------------------------------------------------------------
     @contextmanager
@@ -265,8 +277,10 @@ class Workflow:
 
         Raises:
             ForbiddenError: the user is not an approver, or wrote the draft.
-            ConflictError: the SOP changed since the draft's base revision (details carry the diff).
+            ConflictError: the SOP changed since the draft's base revision (details carry the diff), or the
+                content remote moved on twice while publishing.
             DocumentError: the draft fails lint against the library as it is now.
+            UnavailableError: the content remote cannot be reached (503 with Retry-After).
         """
         _require(user, "approver")
         draft = self.get(draft_id)
@@ -278,26 +292,34 @@ class Workflow:
             draft = self.get(draft_id)
             if draft.status == "published" and draft.reviewer == user.name:
                 return draft.revision  # an earlier attempt of this approval landed and recovery finished it
-            self._move(draft, "in_review", "published")
-            library = load_library(self.content)
-            path = self.path_of(draft.sop_id, draft.markdown, library)
-            current = self.current_revision(draft.sop_id, library)
-            if current != draft.base_revision:
-                base = repository.show(self.content, path, draft.base_revision) if draft.base_revision else ""
-                now = (self.content / path).read_text(encoding="utf-8")
-                raise ConflictError(
-                    f"{draft.sop_id} changed since revision {draft.base_revision}: now {current}",
-                    {
-                        "field": "base_revision",
-                        "base_revision": draft.base_revision,
-                        "current_revision": current,
-                        "diff": line_diff(base or "", now, f"base {draft.base_revision}", f"current {current}"),
-                    },
-                )
-            errors = [p for p in self.problems(draft.sop_id, draft.markdown, library) if p.severity == "error"]
-            if errors:
-                raise DocumentError(errors)
-            return self.publisher.publish(draft, path, user.name, client)
+            self.publisher.sync()  # with a remote: check the base against its newest state
+            try:
+                return self._publish(draft, user, client)
+            except RemoteMovedError:  # another replica published first; the clone now is the remote's
+                return self._publish(self.get(draft_id), user, client)
+
+    def _publish(self, draft: Draft, user: User, client: str | None) -> str:
+        """Check the draft against the library as it is now (status, base revision, lint), then publish it."""
+        self._move(draft, "in_review", "published")
+        library = load_library(self.content)
+        path = self.path_of(draft.sop_id, draft.markdown, library)
+        current = self.current_revision(draft.sop_id, library)
+        if current != draft.base_revision:
+            base = repository.show(self.content, path, draft.base_revision) if draft.base_revision else ""
+            now = (self.content / path).read_text(encoding="utf-8")
+            raise ConflictError(
+                f"{draft.sop_id} changed since revision {draft.base_revision}: now {current}",
+                {
+                    "field": "base_revision",
+                    "base_revision": draft.base_revision,
+                    "current_revision": current,
+                    "diff": line_diff(base or "", now, f"base {draft.base_revision}", f"current {current}"),
+                },
+            )
+        errors = [p for p in self.problems(draft.sop_id, draft.markdown, library) if p.severity == "error"]
+        if errors:
+            raise DocumentError(errors)
+        return self.publisher.publish(draft, path, user.name, client)
 
     def reindex(self):
         """Bring the index up to date with the content folder (incremental), switch generations; return the report."""

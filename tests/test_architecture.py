@@ -66,6 +66,7 @@ LAYERS = [
         {
             "kb.indexing",
             "kb.repository",
+            "kb.remote",
             "kb.library",
             "kb.store",
             "kb.accounts",

@@ -11,6 +11,7 @@ from kb.redaction import (
     find_pans,
     install_log_filter,
     luhn_valid,
+    mask_credentials,
     mask_pans,
     redact,
     redact_counted,
@@ -298,3 +299,23 @@ def test_redact_counted_masks_as_redact_does_and_counts_only_card_numbers():
     masked, count = redact_counted(text)
     assert masked == redact(text) and count == 2
     assert redact_counted("cvv 123 only") == (redact("cvv 123 only"), 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("https://kbuser:tok3n@git.example.com/kb.git", "https://***@git.example.com/kb.git"),
+        ("https://tok3n@git.example.com/kb.git", "https://***@git.example.com/kb.git"),
+        ("https://user:p@ss@host/r.git", "https://***@host/r.git"),  # an unescaped @ in the password
+        (
+            "fatal: unable to access 'http://u:t@127.0.0.1:9/x/': refused",
+            "fatal: unable to access 'http://***@127.0.0.1:9/x/': refused",
+        ),
+        ("ssh://git@git.example.com:2222/kb.git", "ssh://***@git.example.com:2222/kb.git"),
+        ("git@git.example.com:kb/content.git", "git@git.example.com:kb/content.git"),  # no secret in scp form
+        ("write to ann@example.com", "write to ann@example.com"),
+        ("https://git.example.com/kb@v2", "https://git.example.com/kb@v2"),  # an @ in the path is no credential
+    ],
+)
+def test_credentials_in_an_address_are_masked_by_redact(text, masked):
+    assert mask_credentials(text) == masked and redact(text) == masked

@@ -156,7 +156,8 @@ ERROR_STATUSES = {
     413: "Too large: the body is over KB_MAX_REQUEST_BYTES",
     422: "Invalid: a field's value is wrong (every problem in details.problems), or the document fails lint",
     429: "Rate limited: retry after the Retry-After header's seconds",
-    503: "Unavailable: no index yet, or storage failed; nothing was half written",
+    503: "Unavailable: no index yet, storage failed, or the content remote cannot be reached (then with Retry-After); "
+    "nothing was half written",
 }
 API_ERRORS = (400, 401, 403, 413, 429, 503)  # what any /api/ route may answer
 
@@ -167,7 +168,7 @@ def error_response(status: int) -> dict:
         "description": ERROR_STATUSES[status],
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
-    if status == 429:
+    if status in (429, 503):  # a 503 carries it when a retry may succeed (the content remote out of reach)
         response["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
     return response
 

@@ -93,7 +93,14 @@ def register(app: Flask) -> None:
             auth.denied(auth.current_user(), redact(error.message))
         if error.http_status >= 500:
             log.error("%s: %s", error.code, error.message)
-        return _respond(error.http_status, error.code, redact(error.message), redact_data(_with_problems(error)))
+        response, status = _respond(
+            error.http_status, error.code, redact(error.message), redact_data(_with_problems(error))
+        )
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after:  # UnavailableError (a remote that cannot be reached) and RateLimitedError
+            response = make_response(response, status)
+            response.headers["Retry-After"] = str(retry_after)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
