@@ -119,7 +119,8 @@ def test_connect_again_keeps_the_data(tmp_path):
 def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_path):
     from werkzeug.security import generate_password_hash
 
-    from kb.store import MIGRATIONS, _statements
+    from kb.schema import MIGRATIONS
+    from kb.schema import statements as _statements
 
     raw = sqlite3.connect(tmp_path / "kb.sqlite")
     for statement in _statements(MIGRATIONS[0]):  # the schema exactly as kb made it at version 1

@@ -68,6 +68,8 @@ LAYERS = [
             "kb.repository",
             "kb.library",
             "kb.store",
+            "kb.database",
+            "kb.schema",
             "kb.accounts",
             "kb.audit",
             "kb.webhooks",
