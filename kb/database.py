@@ -36,7 +36,7 @@ from kb.errors import ConfigError
 
 SETTING = "KB_DATABASE_URL"
 DB_NAME = "kb.sqlite"
-CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server before giving up
+CONNECT_TIMEOUT = 5  # seconds to reach a PostgreSQL server before a request gives up (503)
 STATEMENT_TIMEOUT_MS = 30_000  # no statement (or wait for a row lock) holds a request longer
 DatabaseError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 IntegrityError: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -281,3 +281,7 @@ class PgConnection:
             self.commit()
         else:
             self.rollback()
+
+
+Connection = sqlite3.Connection | PgConnection  # what kb.store.connect returns
+Record = sqlite3.Row | Row  # a row of either engine

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping
 
 from kb import audit
+from kb.database import Connection, Record
 from kb.errors import ConflictError, InputError, NotFoundError
 from kb.redaction import redact
 from kb.store import now, transaction
@@ -73,7 +73,7 @@ def _check_kind(actor_kind: str) -> None:
 
 
 def record_feedback(
-    db: sqlite3.Connection,
+    db: Connection,
     *,
     sop_id: str,
     anchor: str | None,
@@ -118,7 +118,7 @@ def record_feedback(
 
 
 def record_flag(
-    db: sqlite3.Connection,
+    db: Connection,
     *,
     sop_id: str,
     anchor: str | None = None,
@@ -146,7 +146,7 @@ def record_flag(
     return dict(row)
 
 
-def _feedback_dict(row: sqlite3.Row) -> dict:
+def _feedback_dict(row: Record) -> dict:
     record = dict(row)
     record["helpful"] = bool(record["helpful"])
     return record
@@ -158,7 +158,7 @@ def _limit(limit: int) -> int:
     return limit
 
 
-def list_feedback(db: sqlite3.Connection, sop_ids: Iterable[str], limit: int = 100) -> list[dict]:
+def list_feedback(db: Connection, sop_ids: Iterable[str], limit: int = 100) -> list[dict]:
     """Feedback about these SOPs, newest first (at most limit rows)."""
     ids = list(dict.fromkeys(sop_ids))
     if not ids:
@@ -171,9 +171,7 @@ def list_feedback(db: sqlite3.Connection, sop_ids: Iterable[str], limit: int = 1
     return [_feedback_dict(row) for row in rows]
 
 
-def list_flags(
-    db: sqlite3.Connection, sop_ids: Iterable[str], include_resolved: bool = False, limit: int = 100
-) -> list[dict]:
+def list_flags(db: Connection, sop_ids: Iterable[str], include_resolved: bool = False, limit: int = 100) -> list[dict]:
     """Flags on these SOPs, newest first (open ones only unless include_resolved; at most limit rows)."""
     ids = list(dict.fromkeys(sop_ids))
     if not ids:
@@ -191,17 +189,17 @@ def owned_by(documents: Mapping[str, Mapping], owner: str) -> list[str]:
     return sorted(sop_id for sop_id, record in documents.items() if record.get("owner") == owner)
 
 
-def feedback_for_owner(db: sqlite3.Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
+def feedback_for_owner(db: Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
     """Feedback about the SOPs an owner owns, newest first."""
     return list_feedback(db, owned_by(documents, owner), limit)
 
 
-def flags_for_owner(db: sqlite3.Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
+def flags_for_owner(db: Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
     """Open flags on the SOPs an owner owns, newest first."""
     return list_flags(db, owned_by(documents, owner), limit=limit)
 
 
-def resolve_flag(db: sqlite3.Connection, flag_id: int, actor: str, client: str | None = None) -> dict:
+def resolve_flag(db: Connection, flag_id: int, actor: str, client: str | None = None) -> dict:
     """Mark an open flag resolved (now), audited as flag_resolved in the same transaction; return it as stored.
 
     Raises:
