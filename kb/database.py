@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
+import psycopg.types.string
 from psycopg.rows import RowMaker
 
 from kb.errors import ConfigError
@@ -229,6 +230,9 @@ class PgConnection:
             row_factory=_row_factory,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         )
+        # Text parameters as text, not "unknown": PostgreSQL then types `? = ?` and `? || ?` as SQLite reads them
+        # (a None has no type: write CAST(? AS TEXT) IS NULL).
+        self._conn.adapters.register_dumper(str, psycopg.types.string.StrDumper)
         self._depth = 0
 
     @property

@@ -182,7 +182,7 @@ def searches_per_day(db: Connection, since: str | None = None, until: str | None
                 raise InputError(f"{name}: must be a date as YYYY-MM-DD", {"field": name}) from None
     rows = db.execute(
         "SELECT substr(at, 1, 10) AS day, actor_kind, COUNT(*) AS n FROM search_log"
-        " WHERE (? IS NULL OR substr(at, 1, 10) >= ?) AND (? IS NULL OR substr(at, 1, 10) <= ?)"
+        " WHERE (CAST(? AS TEXT) IS NULL OR substr(at, 1, 10) >= ?) AND (CAST(? AS TEXT) IS NULL OR substr(at, 1, 10) <= ?)"
         " GROUP BY day, actor_kind ORDER BY day",
         (since, since, until, until),
     )

@@ -201,7 +201,7 @@ def list_tickets(
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InputError("offset: must be a whole number, 0 or more", {"field": "offset"})
     category = category or None
-    where = " FROM tickets WHERE ? IS NULL OR category = ? OR substr(category, 1, ?) = ?"
+    where = " FROM tickets WHERE CAST(? AS TEXT) IS NULL OR category = ? OR substr(category, 1, ?) = ?"
     params = [category, category, len(category or "") + 1, (category or "") + "/"]
     total = db.execute("SELECT COUNT(*)" + where, params).fetchone()[0]
     columns = "SELECT id, text, category, source, imported_by, imported"

@@ -391,6 +391,16 @@ def authoring(sop_repo, data_dir, settings_for) -> Authoring:
     return Authoring(sop_repo, data_dir, settings)
 
 
+@pytest.fixture
+def shared_authoring(sop_repo, data_dir, database_url) -> Authoring:
+    """authoring on each engine (database_url): SQLite in the instance folder, then a fresh PostgreSQL database.
+    A test module runs on both by naming its own fixture `authoring` that returns this one."""
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir)
+    settings = load_settings({"CONTENT_DIR": sops, "DATA_DIR": data_dir, "DATABASE_URL": database_url}, environ={})
+    return Authoring(sop_repo, data_dir, settings)
+
+
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory, model_data) -> Authoring:
     """An authoring instance over the tiny SOPs (users and keys per role, one draft by ann) whose rate limits do
