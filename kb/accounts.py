@@ -116,6 +116,10 @@ def _check_label(label: object) -> str:
     return redact(label)  # a card number typed into a label is masked before it is stored
 
 
+# Two admins demoting or disabling each other at once on two replicas: PostgreSQL runs the checks one after the other.
+ADMINS_LOCK = "kb.accounts.admins"
+
+
 def _user(row: Record) -> User:
     return User(row["id"], row["name"], row["role"], bool(row["disabled"]), row["session_generation"])
 
@@ -202,7 +206,7 @@ def set_role(db: Connection, name: str, role: str) -> User:
         InputError: an unknown role, or the change would leave no enabled admin.
     """
     _check_role(role)
-    with transaction(db):  # the last-admin check and the change under one write lock
+    with transaction(db, lock=ADMINS_LOCK):  # the last-admin check and the change under one write lock
         row = _row(db, name)
         if role != "admin":
             _keep_an_admin(db, row, "role")
@@ -223,7 +227,7 @@ def set_disabled(db: Connection, name: str, disabled: bool = True) -> User:
     Raises:
         InputError: disabling the last enabled admin.
     """
-    with transaction(db):
+    with transaction(db, lock=ADMINS_LOCK):
         row = _row(db, name)
         if disabled:
             _keep_an_admin(db, row, "disabled")

@@ -148,9 +148,9 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|:[A-Za-z_][A-Za-z0-9_]*|%|::
 
 
 def translate(sql: str) -> str:
-    """sqlite3's placeholders (``?``, ``:name``) as psycopg's (``%s``, ``%(name)s``); literal ``%`` doubled.
+    """sqlite3's placeholders (``?``, ``:name``) as psycopg's (``%s``, ``%(name)s``); every ``%`` doubled.
 
-    Quoted literals and identifiers are left as they are.
+    Inside quoted literals and identifiers only ``%`` is doubled: a ``?`` there is text.
     """
 
     def replace(match: re.Match) -> str:
@@ -161,7 +161,7 @@ def translate(sql: str) -> str:
             return "%%"
         if part.startswith(":") and part != "::":
             return f"%({part[1:]})s"
-        return part
+        return part.replace("%", "%%")  # psycopg reads % inside literals too; ? and :name there stay text
 
     return _TOKENS.sub(replace, sql)
 

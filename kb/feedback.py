@@ -18,7 +18,6 @@ Each write is one transaction (kb.store.transaction) and returns the stored reco
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 
@@ -164,9 +163,9 @@ def list_feedback(db: Connection, sop_ids: Iterable[str], limit: int = 100) -> l
     if not ids:
         return []
     rows = db.execute(
-        f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE sop_id IN (SELECT value FROM json_each(?))"  # noqa: S608
+        f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE sop_id IN ({_marks(ids)})"  # noqa: S608
         " ORDER BY created DESC, id DESC LIMIT ?",
-        (_json_list(ids), _limit(limit)),
+        (*ids, _limit(limit)),
     )
     return [_feedback_dict(row) for row in rows]
 
@@ -177,9 +176,9 @@ def list_flags(db: Connection, sop_ids: Iterable[str], include_resolved: bool = 
     if not ids:
         return []
     rows = db.execute(
-        f"SELECT {_FLAG_COLUMNS} FROM flags WHERE sop_id IN (SELECT value FROM json_each(?))"  # noqa: S608
-        " AND (? OR resolved IS NULL) ORDER BY created DESC, id DESC LIMIT ?",
-        (_json_list(ids), int(include_resolved), _limit(limit)),
+        f"SELECT {_FLAG_COLUMNS} FROM flags WHERE sop_id IN ({_marks(ids)})"  # noqa: S608
+        " AND (? = 1 OR resolved IS NULL) ORDER BY created DESC, id DESC LIMIT ?",
+        (*ids, int(include_resolved), _limit(limit)),
     )
     return [dict(row) for row in rows]
 
@@ -221,5 +220,6 @@ def resolve_flag(db: Connection, flag_id: int, actor: str, client: str | None = 
     return dict(row)
 
 
-def _json_list(items: list[str]) -> str:
-    return json.dumps(items)
+def _marks(items: list[str]) -> str:
+    """One placeholder per item, for ``IN (...)`` (the same SQL on both engines)."""
+    return ", ".join("?" * len(items))

@@ -30,7 +30,17 @@ from kb.database import DB_NAME, DatabaseUrl, engine
 from kb.errors import ConfigError, StorageError
 from kb.schema import MIGRATIONS, SCHEMA_VERSION, postgres_ddl, statements
 
-__all__ = ["DB_NAME", "MIGRATIONS", "SCHEMA_VERSION", "connect", "exclusive", "fast_commits", "now", "transaction"]
+__all__ = [
+    "DB_NAME",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "check",
+    "connect",
+    "exclusive",
+    "fast_commits",
+    "now",
+    "transaction",
+]
 log = logging.getLogger(__name__)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -121,6 +131,21 @@ def connect(data_dir: Path, where: DatabaseUrl | None = None):
     return db
 
 
+def check(data_dir: Path) -> None:
+    """At start-up: reach the instance folder's PostgreSQL database and migrate it, or stop.
+
+    Raises:
+        ConfigError: the server cannot be reached (naming KB_DATABASE_URL, the password masked), or its schema is
+            newer than this kb.
+    """
+    if database.bound(data_dir).engine != "postgresql":
+        return  # SQLite: the file is made and migrated at its first use, as before
+    try:
+        connect(data_dir).close()
+    except StorageError as error:
+        raise ConfigError(error.message) from None
+
+
 _MIGRATED: set[str] = set()  # the PostgreSQL URLs this process has already brought up to SCHEMA_VERSION
 
 
@@ -158,6 +183,7 @@ def _migrate_postgres(db, where: DatabaseUrl) -> None:
             raise ConfigError(
                 f"database {where.shown} has schema version {version}; this kb knows only up to {SCHEMA_VERSION}"
             )
+        first = version
         while version < SCHEMA_VERSION:
             with db:
                 for statement in statements(postgres_ddl(MIGRATIONS[version])):
@@ -165,7 +191,8 @@ def _migrate_postgres(db, where: DatabaseUrl) -> None:
                 version += 1
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?) RETURNING version", (version,))
-            log.info("database %s: schema version %d", where.shown, version)
+        if version != first:
+            log.info("database %s: schema migrated from version %d to %d", where.shown, first, version)
 
 
 def _version(db: sqlite3.Connection) -> int:

@@ -208,7 +208,9 @@ def claim(db: Connection, at: datetime, lease: int, max_attempts: int) -> Record
     if db.execute(_DUE, {"now": now}).fetchone() is None:
         return None  # nothing due: no write lock taken (every process polls)
     token = secrets.token_hex(12)
-    with store.transaction(db):
+    # SQLite's BEGIN IMMEDIATE lets one claimer in at a time; on PostgreSQL the named lock does, so the due delivery
+    # this claimer picks is never one another replica picked a moment before.
+    with store.transaction(db, lock="kb.webhook_delivery.claim"):
         # A worker that died during its last allowed attempt leaves the delivery pending with its lease expired.
         db.execute(
             "UPDATE webhook_deliveries SET status = 'failed', claim = NULL, claimed_until = NULL, "

@@ -273,7 +273,9 @@ class Workflow:
         if draft.author == user.name:
             raise ForbiddenError("four-eyes: nobody approves their own draft", {"field": "approver"})
         self._move(draft, "in_review", "published")
-        with self.publisher.lock():
+        # One publish at a time: the file lock on this machine, and across replicas sharing a PostgreSQL database the
+        # advisory lock (store.exclusive), under which the draft is read again: a second approval finds it published.
+        with self.db() as held, store.exclusive(held, "kb.workflow.publish"), self.publisher.lock():
             self.publisher.recover()
             draft = self.get(draft_id)
             if draft.status == "published" and draft.reviewer == user.name:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import textwrap
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -520,10 +521,10 @@ def _as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
+@contextmanager
+def running_postgres():
     """Debian's PostgreSQL on a free loopback port, its data and socket in a temporary folder, trust auth on
-    127.0.0.1, fsync off; yields a function that makes a fresh database and returns its URL."""
+    127.0.0.1, fsync off; yields (a function that makes a fresh database and returns its URL, the stop function)."""
     if not POSTGRES_BINARIES:
         pytest.skip(
             "Debian's PostgreSQL server is not installed (/usr/lib/postgresql/*/bin; ./scripts/test installs it)"
@@ -552,11 +553,22 @@ def postgres_server():
             admin.execute(f"CREATE DATABASE {name}")
         return f"{base}/{name}"
 
+    def stop() -> None:
+        stop = [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+        subprocess.run(_as_postgres(stop), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
     try:
-        yield fresh
+        yield fresh, stop
     finally:
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), **quiet)
+        stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the whole run (running_postgres); yields the function that makes a fresh database."""
+    with running_postgres() as (fresh, _):
+        yield fresh
 
 
 @pytest.fixture(params=ENGINE_NAMES)
