@@ -165,9 +165,13 @@ def test_the_search_log_and_webhook_deliveries_on_both_engines(db):
 
 
 def _together(scripts: list[str], folder: Path, timeout: float = 120) -> list[str]:
-    """Run each script in its own Python process, released at the same moment; return each one's last output line."""
+    """Run each script in its own Python process, released at the same moment (a script calls wait() where the race
+    starts, after its imports; else it waits first); return each one's last output line."""
     go = folder / "go"
-    prelude = f"import time, pathlib\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.005)\n"
+    prelude = (
+        f"import time, pathlib\ndef wait():\n    while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.002)\n"
+    )
+    scripts = [s if "wait()" in s else "wait()\n" + textwrap.dedent(s) for s in scripts]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     processes = [
         subprocess.Popen(
@@ -180,7 +184,7 @@ def _together(scripts: list[str], folder: Path, timeout: float = 120) -> list[st
         )  # fmt: skip
         for s in scripts
     ]
-    time.sleep(1.0)  # both imported and waiting
+    time.sleep(4.0)  # both imported and waiting
     go.touch()
     answers = []
     for process in processes:
@@ -221,6 +225,7 @@ def test_two_approvals_of_one_draft_on_two_replicas_publish_once(postgres_server
         flow = Workflow(settings)
         with flow.db() as db:
             user = accounts.get_user(db, {name!r})
+        wait()
         try:
             print(json.dumps({{"revision": flow.approve(user, {draft})}}))
         except KbError as error:
@@ -284,6 +289,7 @@ def test_two_delivery_workers_never_claim_the_same_delivery(postgres_server, tmp
         from kb import database, store, webhook_delivery
         db = store.connect(".", database.parse_url({url!r}))
         got = []
+        wait()
         while (row := webhook_delivery.claim(db, datetime.now(UTC), 600, 3)) is not None:
             got.append(row["id"])
         print(json.dumps(got))
