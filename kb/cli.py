@@ -273,6 +273,12 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, worker
     from kb.indexing.builder import current_generation
 
     settings = _settings(ctx)
+    from kb import store
+
+    try:
+        store.check(settings["DATA_DIR"])  # a shared database that cannot be reached: stop, naming KB_DATABASE_URL
+    except KbError as error:
+        raise click.ClickException(redact(error.message)) from None
     try:
         current_generation(settings["DATA_DIR"], settings["KEYWORD_ENGINE"])  # fail now if none was ever built
     except IndexNotBuiltError:
