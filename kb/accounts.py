@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from kb.database import Connection, IntegrityError, Record
 from kb.errors import InputError, NotFoundError
 from kb.redaction import redact
 from kb.store import TIME_FORMAT, now, transaction
@@ -116,11 +116,15 @@ def _check_label(label: object) -> str:
     return redact(label)  # a card number typed into a label is masked before it is stored
 
 
-def _user(row: sqlite3.Row) -> User:
+# Two admins demoting or disabling each other at once on two replicas: PostgreSQL runs the checks one after the other.
+ADMINS_LOCK = "kb.accounts.admins"
+
+
+def _user(row: Record) -> User:
     return User(row["id"], row["name"], row["role"], bool(row["disabled"]), row["session_generation"])
 
 
-def _row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
+def _row(db: Connection, name: str) -> Record:
     row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if isinstance(name, str) else None
     if row is None:
         shown = redact(name[:MAX_NAME]) if isinstance(name, str) else name
@@ -128,7 +132,7 @@ def _row(db: sqlite3.Connection, name: str) -> sqlite3.Row:
     return row
 
 
-def _bump(db: sqlite3.Connection, user_id: int, assignments: str = "", params: tuple = ()) -> None:
+def _bump(db: Connection, user_id: int, assignments: str = "", params: tuple = ()) -> None:
     """Apply assignments to a user and end all of its sessions (a new session generation), in one transaction."""
     # Only fixed column assignments written in this module reach the SQL; values are parameters.
     sql = f"UPDATE users SET {assignments}session_generation = session_generation + 1 WHERE id = ?"  # noqa: S608
@@ -136,7 +140,7 @@ def _bump(db: sqlite3.Connection, user_id: int, assignments: str = "", params: t
         db.execute(sql, (*params, user_id))
 
 
-def add_user(db: sqlite3.Connection, name: str, role: str, password: str) -> User:
+def add_user(db: Connection, name: str, role: str, password: str) -> User:
     """Create a user with a scrypt-hashed password and return it."""
     _check_name(name)
     _check_role(role)
@@ -148,7 +152,7 @@ def add_user(db: sqlite3.Connection, name: str, role: str, password: str) -> Use
                 "INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?)",
                 (name, role, password_hash, now()),
             )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise InputError(f"name: a user named {name!r} already exists", {"field": "name"}) from None
     return User(cursor.lastrowid, name, role)
 
@@ -158,7 +162,7 @@ def _dummy_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-def authenticate(db: sqlite3.Connection, name: str, password: str) -> User | None:
+def authenticate(db: Connection, name: str, password: str) -> User | None:
     """Return the user if name and password match an enabled account, else None (in about the same time)."""
     if not isinstance(name, str) or not isinstance(password, str):
         return None
@@ -171,18 +175,18 @@ def authenticate(db: sqlite3.Connection, name: str, password: str) -> User | Non
     return _user(row)
 
 
-def get_user(db: sqlite3.Connection, name: str) -> User | None:
+def get_user(db: Connection, name: str) -> User | None:
     """Return the user named name (disabled or not), or None."""
     row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
     return None if row is None else _user(row)
 
 
-def list_users(db: sqlite3.Connection) -> list[User]:
+def list_users(db: Connection) -> list[User]:
     """Return every user, by name."""
     return [_user(row) for row in db.execute("SELECT * FROM users ORDER BY name")]
 
 
-def _keep_an_admin(db: sqlite3.Connection, row: sqlite3.Row, field: str) -> None:
+def _keep_an_admin(db: Connection, row: Record, field: str) -> None:
     """Refuse a change that takes away the last enabled admin (nobody could then manage users on the web)."""
     if row["role"] != "admin" or row["disabled"]:
         return
@@ -195,14 +199,14 @@ def _keep_an_admin(db: sqlite3.Connection, row: sqlite3.Row, field: str) -> None
         )
 
 
-def set_role(db: sqlite3.Connection, name: str, role: str) -> User:
+def set_role(db: Connection, name: str, role: str) -> User:
     """Give the user named name another role (ending all of their sessions) and return the updated user.
 
     Raises:
         InputError: an unknown role, or the change would leave no enabled admin.
     """
     _check_role(role)
-    with transaction(db):  # the last-admin check and the change under one write lock
+    with transaction(db, lock=ADMINS_LOCK):  # the last-admin check and the change under one write lock
         row = _row(db, name)
         if role != "admin":
             _keep_an_admin(db, row, "role")
@@ -210,20 +214,20 @@ def set_role(db: sqlite3.Connection, name: str, role: str) -> User:
     return _user(_row(db, name))
 
 
-def set_password(db: sqlite3.Connection, name: str, password: str) -> None:
+def set_password(db: Connection, name: str, password: str) -> None:
     """Replace the password of the user named name, ending all of their sessions."""
     _check_password(password)
     row = _row(db, name)
     _bump(db, row["id"], "password_hash = ?, ", (generate_password_hash(password),))
 
 
-def set_disabled(db: sqlite3.Connection, name: str, disabled: bool = True) -> User:
+def set_disabled(db: Connection, name: str, disabled: bool = True) -> User:
     """Disable (or enable again) the user named name and end their sessions; disabled users cannot sign in or use keys.
 
     Raises:
         InputError: disabling the last enabled admin.
     """
-    with transaction(db):
+    with transaction(db, lock=ADMINS_LOCK):
         row = _row(db, name)
         if disabled:
             _keep_an_admin(db, row, "disabled")
@@ -231,7 +235,7 @@ def set_disabled(db: sqlite3.Connection, name: str, disabled: bool = True) -> Us
     return _user(_row(db, name))
 
 
-def end_sessions(db: sqlite3.Connection, name: str) -> int:
+def end_sessions(db: Connection, name: str) -> int:
     """End every session of the user named name (log-out ends them all, in every browser); return the new generation."""
     row = _row(db, name)
     _bump(db, row["id"])
@@ -271,17 +275,17 @@ def role_scopes(role: str) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if ROLES.index(SCOPE_ROLES[s]) <= ROLES.index(role))
 
 
-def _scopes(row: sqlite3.Row | dict) -> tuple[str, ...]:
+def _scopes(row: Record | dict) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in str(row["scopes"]).split())
 
 
-def _key_record(row: sqlite3.Row) -> dict:
+def _key_record(row: Record) -> dict:
     """A stored key as plain data, its scopes as a list."""
     return {**dict(row), "scopes": list(_scopes(row))}
 
 
 def create_key(
-    db: sqlite3.Connection, user_name: str, label: str, scopes: tuple[str, ...] | list[str] = ("search", "read")
+    db: Connection, user_name: str, label: str, scopes: tuple[str, ...] | list[str] = ("search", "read")
 ) -> tuple[str, dict]:
     """Create an API key for a user with the given scopes; return the key (shown only now) and its stored row."""
     label = _check_label(label)
@@ -298,20 +302,20 @@ def create_key(
     return key, _key(db, cursor.lastrowid)
 
 
-def _key(db: sqlite3.Connection, key_id: int) -> dict:
+def _key(db: Connection, key_id: int) -> dict:
     row = db.execute(_KEY_COLUMNS + " WHERE k.id = ?", (key_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no API key with id {key_id}", {"field": "id"})
     return _key_record(row)
 
 
-def user_for_key(db: sqlite3.Connection, key: str) -> User | None:
+def user_for_key(db: Connection, key: str) -> User | None:
     """Return the user an API key belongs to, or None if the key is unknown, revoked or its user disabled."""
     grant = key_grant(db, key)
     return grant[0] if grant else None
 
 
-def key_grant(db: sqlite3.Connection, key: str) -> tuple[User, frozenset[str]] | None:
+def key_grant(db: Connection, key: str) -> tuple[User, frozenset[str]] | None:
     """The user of an API key and the scopes it may use now (those its user's current role reaches), or None."""
     if not isinstance(key, str) or not key.startswith(KEY_PREFIX):
         return None
@@ -331,7 +335,7 @@ def key_grant(db: sqlite3.Connection, key: str) -> tuple[User, frozenset[str]] |
     return user, frozenset(s for s in _scopes(row) if has_role(user, SCOPE_ROLES[s]))
 
 
-def revoke_key(db: sqlite3.Connection, key_id: int) -> dict:
+def revoke_key(db: Connection, key_id: int) -> dict:
     """Revoke an API key and return its row; revoking a revoked key changes nothing."""
     row = _key(db, key_id)
     if row["revoked"] is None:
@@ -341,7 +345,7 @@ def revoke_key(db: sqlite3.Connection, key_id: int) -> dict:
     return row
 
 
-def list_keys(db: sqlite3.Connection, user_name: str | None = None) -> list[dict]:
+def list_keys(db: Connection, user_name: str | None = None) -> list[dict]:
     """Return every API key (or one user's) without its hash, oldest first."""
     if user_name is None:
         rows = db.execute(_KEY_COLUMNS + " ORDER BY k.id")

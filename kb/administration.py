@@ -19,10 +19,10 @@ passwords, scopes, the last enabled admin) live in kb.accounts; nothing here byp
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 
 from kb import accounts, audit
+from kb.database import Connection
 from kb.errors import KbError
 
 GENERATED_PASSWORD_BYTES = 12  # token_urlsafe(12): 16 characters, 96 random bits
@@ -42,7 +42,7 @@ class Audited:
     Inside the block, .target and .details may change once more is known (a new key's id).
     """
 
-    def __init__(self, db: sqlite3.Connection, actor: Actor, action: str, target: str, **details):
+    def __init__(self, db: Connection, actor: Actor, action: str, target: str, **details):
         self.db, self.actor, self.action, self.target, self.details = db, actor, action, target, details
 
     def __enter__(self) -> Audited:
@@ -76,13 +76,13 @@ def generate_password() -> str:
     return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
 
 
-def add_user(db: sqlite3.Connection, actor: Actor, name: str, role: str, password: str) -> accounts.User:
+def add_user(db: Connection, actor: Actor, name: str, role: str, password: str) -> accounts.User:
     """Add a user (audited user_added)."""
     with Audited(db, actor, "user_added", _target(name), role=role):
         return accounts.add_user(db, name, role, password)
 
 
-def change_role(db: sqlite3.Connection, actor: Actor, name: str, role: str) -> tuple[str | None, accounts.User]:
+def change_role(db: Connection, actor: Actor, name: str, role: str) -> tuple[str | None, accounts.User]:
     """Give a user another role (audited role_changed, from and to); return the old role and the user."""
     before = accounts.get_user(db, name) if isinstance(name, str) else None
     old = before.role if before else None
@@ -90,20 +90,20 @@ def change_role(db: sqlite3.Connection, actor: Actor, name: str, role: str) -> t
         return old, accounts.set_role(db, name, role)
 
 
-def set_password(db: sqlite3.Connection, actor: Actor, name: str, password: str) -> None:
+def set_password(db: Connection, actor: Actor, name: str, password: str) -> None:
     """Replace a user's password, ending their sessions (audited password_changed)."""
     with Audited(db, actor, "password_changed", _target(name)):
         accounts.set_password(db, name, password)
 
 
-def set_disabled(db: sqlite3.Connection, actor: Actor, name: str, disabled: bool) -> accounts.User:
+def set_disabled(db: Connection, actor: Actor, name: str, disabled: bool) -> accounts.User:
     """Disable a user (their sessions end, their keys stop) or enable them again (audited user_disabled/enabled)."""
     with Audited(db, actor, "user_disabled" if disabled else "user_enabled", _target(name)):
         return accounts.set_disabled(db, name, disabled)
 
 
 def create_key(
-    db: sqlite3.Connection, actor: Actor, user_name: str, label: str, scopes: tuple[str, ...] | list[str]
+    db: Connection, actor: Actor, user_name: str, label: str, scopes: tuple[str, ...] | list[str]
 ) -> tuple[str, dict]:
     """Create an API key (audited key_created); return the key, shown only now, and its stored row."""
     typed = label[: accounts.MAX_TYPED_NAME] if isinstance(label, str) else label  # bounded before it is refused
@@ -115,7 +115,7 @@ def create_key(
     return key, row
 
 
-def revoke_key(db: sqlite3.Connection, actor: Actor, key_id: int) -> tuple[dict, bool]:
+def revoke_key(db: Connection, actor: Actor, key_id: int) -> tuple[dict, bool]:
     """Revoke an API key (audited key_revoked); return its row and whether it was revoked already."""
     with Audited(db, actor, "key_revoked", f"key:{key_id}") as entry:
         before = db.execute("SELECT revoked FROM api_keys WHERE id = ?", (key_id,)).fetchone()
@@ -125,13 +125,13 @@ def revoke_key(db: sqlite3.Connection, actor: Actor, key_id: int) -> tuple[dict,
     return row, already
 
 
-def last_logins(db: sqlite3.Connection) -> dict[str, str]:
+def last_logins(db: Connection) -> dict[str, str]:
     """Each user's latest successful log-in on the web, from the audit log (users never logged in are absent)."""
     rows = db.execute("SELECT actor, max(at) AS at FROM audit WHERE action = 'login' AND outcome = 'ok' GROUP BY actor")
     return {row["actor"]: row["at"] for row in rows}
 
 
-def key_counts(db: sqlite3.Connection) -> dict[str, int]:
+def key_counts(db: Connection) -> dict[str, int]:
     """How many unrevoked API keys each user holds."""
     rows = db.execute(
         "SELECT u.name, count(*) AS n FROM api_keys k JOIN users u ON u.id = k.user_id"

@@ -26,13 +26,12 @@ kb.content_gaps.MAX_QUERIES distinct queries.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kb import content_gaps, search_log
+from kb.database import Connection
 from kb.errors import InputError
 from kb.indexing.query_encoder import query_key
 from kb.redaction import MASK_KINDS, count_masks
@@ -123,73 +122,94 @@ def check_owner(owner: object) -> str | None:
 _IN_PERIOD = "substr(at, 1, 10) BETWEEN ? AND ?"
 
 
-def _normalised(db: sqlite3.Connection) -> None:
-    db.create_function("kb_query_key", 1, query_key, deterministic=True)
+def _by_key(rows, counts: tuple[str, ...], latest: str | None = None) -> dict[str, dict]:
+    """Rows grouped by their stored text (column q) merged by query_key, the normalised form (in Python, the same on
+    both engines): counts summed, latest the greatest."""
+    merged: dict[str, dict] = {}
+    for row in rows:
+        key = query_key(row["q"] or "")
+        if not key:
+            continue
+        into = merged.setdefault(key, {"query": key, **dict.fromkeys(counts, 0), **({latest: None} if latest else {})})
+        for name in counts:
+            into[name] += row[name] or 0
+        if latest and (into[latest] is None or (row[latest] or "") > into[latest]):
+            into[latest] = row[latest]
+    return merged
 
 
-def searches_per_day(db: sqlite3.Connection, when: Period) -> list[dict]:
+def _top(merged: dict[str, dict], limit: int) -> list[dict]:
+    return sorted(merged.values(), key=lambda r: (-r["n"], r["query"]))[:limit]
+
+
+def _count(condition: str) -> str:
+    """SQL counting the rows where condition holds (portable: PostgreSQL sums no booleans)."""
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
+def searches_per_day(db: Connection, when: Period) -> list[dict]:
     """Every day of the period (none left out) with its searches by kind of asker and the total."""
     counted = {row["day"]: row for row in search_log.searches_per_day(db, when.since, when.until)}
     empty = dict.fromkeys((*search_log.ACTOR_KINDS, "total"), 0)
     return [counted.get(day, {"day": day, **empty}) for day in when.days]
 
 
-def top_queries(db: sqlite3.Connection, when: Period, limit: int = TOP) -> list[dict]:
+def top_queries(db: Connection, when: Period, limit: int = TOP) -> list[dict]:
     """The most frequent queries (normalised), each {"query", "count", "person", "bot", "anonymous"}."""
-    _normalised(db)
+    kinds = ", ".join(f"{_count(f'actor_kind = {kind!r}')} AS {kind}" for kind in ("person", "bot", "anonymous"))
     rows = db.execute(
-        "SELECT kb_query_key(query) AS q, COUNT(*) AS n,"  # noqa: S608 - constants only; values are parameters
-        " SUM(actor_kind = 'person') AS person, SUM(actor_kind = 'bot') AS bot,"
-        " SUM(actor_kind = 'anonymous') AS anonymous"
-        f" FROM search_log WHERE {_IN_PERIOD} GROUP BY q HAVING q != '' ORDER BY n DESC, q LIMIT ?",
-        (when.since, when.until, limit),
+        f"SELECT query AS q, COUNT(*) AS n, {kinds}"  # noqa: S608 - constants only; values are parameters
+        f" FROM search_log WHERE {_IN_PERIOD} GROUP BY query",
+        (when.since, when.until),
     )
     return [
-        {"query": r["q"], "count": r["n"], "person": r["person"], "bot": r["bot"], "anonymous": r["anonymous"]}
-        for r in rows
+        {"query": r["query"], "count": r["n"], "person": r["person"], "bot": r["bot"], "anonymous": r["anonymous"]}
+        for r in _top(_by_key(rows, ("n", "person", "bot", "anonymous")), limit)
     ]
 
 
-def _counted(db: sqlite3.Connection, when: Period, condition: str, limit: int) -> list[dict]:
-    _normalised(db)
+def _counted(db: Connection, when: Period, condition: str, limit: int) -> list[dict]:
     rows = db.execute(
-        "SELECT kb_query_key(query) AS q, COUNT(*) AS n, MAX(at) AS last FROM search_log"  # noqa: S608 - constants only; values are parameters
-        f" WHERE {_IN_PERIOD} AND {condition} GROUP BY q HAVING q != '' ORDER BY n DESC, q LIMIT ?",
-        (when.since, when.until, limit),
+        "SELECT query AS q, COUNT(*) AS n, MAX(at) AS last FROM search_log"  # noqa: S608 - constants only; values are parameters
+        f" WHERE {_IN_PERIOD} AND {condition} GROUP BY query",
+        (when.since, when.until),
     )
-    return [{"query": r["q"], "count": r["n"], "last": r["last"]} for r in rows]
+    return [
+        {"query": r["query"], "count": r["n"], "last": r["last"]} for r in _top(_by_key(rows, ("n",), "last"), limit)
+    ]
 
 
 ZERO_RESULTS = "results = 0"
 NO_CLICK = "actor_kind = 'person' AND results > 0 AND clicked IS NULL"
 
 
-def zero_result_queries(db: sqlite3.Connection, when: Period, limit: int = TOP) -> list[dict]:
+def zero_result_queries(db: Connection, when: Period, limit: int = TOP) -> list[dict]:
     """Queries that found nothing, most frequent first: {"query", "count", "last"} (last: UTC time)."""
     return _counted(db, when, ZERO_RESULTS, limit)
 
 
-def no_click_queries(db: sqlite3.Connection, when: Period, limit: int = TOP) -> list[dict]:
+def no_click_queries(db: Connection, when: Period, limit: int = TOP) -> list[dict]:
     """People's queries that found SOPs of which none was opened, most frequent first."""
     return _counted(db, when, NO_CLICK, limit)
 
 
-def gap_queries(db: sqlite3.Connection, when: Period, limit: int = content_gaps.MAX_QUERIES) -> list:
+def gap_queries(db: Connection, when: Period, limit: int = content_gaps.MAX_QUERIES) -> list:
     """The distinct queries with no good answer (see the module docstring), most frequent first."""
-    _normalised(db)
     rows = db.execute(
-        "SELECT q, source, SUM(n) AS n FROM ("  # noqa: S608 - constants only; values are parameters
-        f" SELECT kb_query_key(query) AS q, 'zero_results' AS source, 1 AS n FROM search_log WHERE {_IN_PERIOD}"
-        f"  AND {ZERO_RESULTS}"
-        f" UNION ALL SELECT kb_query_key(query), 'no_click', 1 FROM search_log WHERE {_IN_PERIOD} AND {NO_CLICK}"
-        " UNION ALL SELECT kb_query_key(query), 'unhelpful', 1 FROM feedback"
+        "SELECT q, source, COUNT(*) AS n FROM ("  # noqa: S608 - constants only; values are parameters
+        f" SELECT query AS q, 'zero_results' AS source FROM search_log WHERE {_IN_PERIOD} AND {ZERO_RESULTS}"
+        f" UNION ALL SELECT query, 'no_click' FROM search_log WHERE {_IN_PERIOD} AND {NO_CLICK}"
+        " UNION ALL SELECT query, 'unhelpful' FROM feedback"
         "  WHERE substr(created, 1, 10) BETWEEN ? AND ? AND helpful = 0 AND query IS NOT NULL"
-        ") WHERE q != '' GROUP BY q, source",
+        ") AS asked GROUP BY q, source",
         (when.since, when.until) * 3,
     )
     found: dict[str, dict[str, int]] = {}
     for row in rows:
-        found.setdefault(row["q"], {})[row["source"]] = row["n"]
+        key = query_key(row["q"] or "")
+        if key:
+            sources = found.setdefault(key, {})
+            sources[row["source"]] = sources.get(row["source"], 0) + row["n"]
     queries = [content_gaps.GapQuery(q, sum(s.values()), s) for q, s in found.items()]
     return sorted(queries, key=lambda g: (-g.count, g.query))[:limit]
 
@@ -197,11 +217,12 @@ def gap_queries(db: sqlite3.Connection, when: Period, limit: int = content_gaps.
 # -- feedback and flags -----------------------------------------------------------------------------------------
 
 
-def _owned(documents: Mapping[str, Mapping], owner: str | None) -> str | None:
-    """The SOP ids an owner's filter keeps, as a JSON list (None: no filter)."""
+def _owned(documents: Mapping[str, Mapping], owner: str | None) -> tuple[str, list[str]]:
+    """An owner's filter as SQL on sop_id and its parameters (every SOP when owner is None)."""
     if owner is None:
-        return None
-    return json.dumps(sorted(i for i, record in documents.items() if record.get("owner") == owner))
+        return "1 = 1", []
+    ids = sorted(i for i, record in documents.items() if record.get("owner") == owner)
+    return (f"sop_id IN ({', '.join('?' * len(ids))})", ids) if ids else ("1 = 0", [])
 
 
 def _about(documents: Mapping[str, Mapping], sop_id: str) -> dict:
@@ -210,17 +231,16 @@ def _about(documents: Mapping[str, Mapping], sop_id: str) -> dict:
 
 
 def unhelpful(
-    db: sqlite3.Connection, when: Period, documents: Mapping[str, Mapping], owner: str | None = None, limit: int = TOP
+    db: Connection, when: Period, documents: Mapping[str, Mapping], owner: str | None = None, limit: int = TOP
 ) -> list[dict]:
     """SOPs most often rated not helpful in the period: {"sop_id", "title", "owner", "unhelpful", "helpful",
     "reasons": the latest REASONS [{"anchor", "reason", "query", "created"}]}."""
-    owned = _owned(documents, owner)
+    owned, ids = _owned(documents, owner)
     rows = db.execute(
-        "SELECT sop_id, SUM(helpful = 0) AS bad, SUM(helpful = 1) AS good FROM feedback"
-        " WHERE substr(created, 1, 10) BETWEEN ? AND ?"
-        " AND (? IS NULL OR sop_id IN (SELECT value FROM json_each(?)))"
-        " GROUP BY sop_id HAVING bad > 0 ORDER BY bad DESC, sop_id LIMIT ?",
-        (when.since, when.until, owned, owned, limit),
+        f"SELECT sop_id, {_count('helpful = 0')} AS bad, {_count('helpful = 1')} AS good FROM feedback"  # noqa: S608 - constants and placeholders only
+        f" WHERE substr(created, 1, 10) BETWEEN ? AND ? AND {owned}"
+        f" GROUP BY sop_id HAVING {_count('helpful = 0')} > 0 ORDER BY bad DESC, sop_id LIMIT ?",
+        (when.since, when.until, *ids, limit),
     ).fetchall()
     answer = []
     for row in rows:
@@ -242,16 +262,16 @@ def unhelpful(
 
 
 def flags(
-    db: sqlite3.Connection, when: Period, documents: Mapping[str, Mapping], owner: str | None = None, limit: int = TOP
+    db: Connection, when: Period, documents: Mapping[str, Mapping], owner: str | None = None, limit: int = TOP
 ) -> list[dict]:
     """SOPs most flagged: {"sop_id", "title", "owner", "open" (open flags, whenever raised), "raised" (flags raised in
     the period), "comments": the latest COMMENTS open flags [{"id", "anchor", "comment", "actor", "created"}]}."""
-    owned = _owned(documents, owner)
+    owned, ids = _owned(documents, owner)
+    is_open, raised = _count("resolved IS NULL"), _count("substr(created, 1, 10) BETWEEN ? AND ?")
     rows = db.execute(
-        "SELECT sop_id, SUM(resolved IS NULL) AS open, SUM(substr(created, 1, 10) BETWEEN ? AND ?) AS raised"
-        " FROM flags WHERE (? IS NULL OR sop_id IN (SELECT value FROM json_each(?)))"
-        " GROUP BY sop_id HAVING open > 0 OR raised > 0 ORDER BY open DESC, raised DESC, sop_id LIMIT ?",
-        (when.since, when.until, owned, owned, limit),
+        f"SELECT sop_id, {is_open} AS open, {raised} AS raised FROM flags WHERE {owned}"  # noqa: S608 - constants and placeholders only
+        f" GROUP BY sop_id HAVING {is_open} > 0 OR {raised} > 0 ORDER BY open DESC, raised DESC, sop_id LIMIT ?",
+        (when.since, when.until, *ids, when.since, when.until, limit),
     ).fetchall()
     answer = []
     for row in rows:
@@ -279,7 +299,7 @@ def due_for_review(documents: list[dict], owner: str | None = None, today: dt.da
     return sorted(rows, key=lambda e: (e["review_by"], e["id"]))
 
 
-def redactions_per_day(db: sqlite3.Connection, when: Period) -> list[dict]:
+def redactions_per_day(db: Connection, when: Period) -> list[dict]:
     """Every day of the period with the masks in the texts stored that day: {"day", "card", "cvv", "expiry",
     "total"}. SQL keeps only the texts holding a mask; kb.redaction.count_masks counts them."""
     feedback_text = "coalesce(reason, '') || ' ' || coalesce(query, '')"
@@ -289,7 +309,7 @@ def redactions_per_day(db: sqlite3.Connection, when: Period) -> list[dict]:
         f" UNION ALL SELECT substr(created, 1, 10), {feedback_text} FROM feedback"
         "  WHERE substr(created, 1, 10) BETWEEN ? AND ?"
         " UNION ALL SELECT substr(created, 1, 10), comment FROM flags WHERE substr(created, 1, 10) BETWEEN ? AND ?"
-        ") WHERE text LIKE '%[card ending %' OR text LIKE '%[cvv]%' OR text LIKE '%[expiry]%'",
+        ") AS texts WHERE text LIKE '%[card ending %' OR text LIKE '%[cvv]%' OR text LIKE '%[expiry]%'",
         (when.since, when.until) * 3,
     )
     days = {day: {"day": day, **dict.fromkeys((*MASK_KINDS, "total"), 0)} for day in when.days}
@@ -306,7 +326,7 @@ def redactions_per_day(db: sqlite3.Connection, when: Period) -> list[dict]:
 # -- everything -------------------------------------------------------------------------------------------------
 
 
-def gaps(db: sqlite3.Connection, when: Period, searcher: Searcher) -> list[dict]:
+def gaps(db: Connection, when: Period, searcher: Searcher) -> list[dict]:
     """The content gaps of the period, grouped with the searcher's query encoder; [] when the encoder fails."""
     queries = gap_queries(db, when)
     if not queries:
@@ -321,7 +341,7 @@ def gaps(db: sqlite3.Connection, when: Period, searcher: Searcher) -> list[dict]
 
 
 def analytics(
-    db: sqlite3.Connection, searcher: Searcher, when: Period, owner: str | None = None, today: dt.date | None = None
+    db: Connection, searcher: Searcher, when: Period, owner: str | None = None, today: dt.date | None = None
 ) -> dict:
     """Every figure of the dashboard for a period (see the module docstring), keyed as KEYS, plus "period" and
     "owner"."""

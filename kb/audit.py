@@ -10,9 +10,9 @@ every string of the details before anything is stored.
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, date, datetime, time
 
+from kb.database import Connection, Record
 from kb.errors import QueryError
 from kb.redaction import redact, redact_data
 from kb.store import TIME_FORMAT, now, transaction
@@ -52,7 +52,7 @@ MAX_OFFSET = 2**62  # SQLite integers are 64-bit
 
 
 def record(
-    db: sqlite3.Connection,
+    db: Connection,
     action: str,
     *,
     actor: str | None = None,
@@ -110,7 +110,7 @@ def _count(field: str, value: object, low: int, high: int | None) -> int:
 
 
 def query(
-    db: sqlite3.Connection,
+    db: Connection,
     *,
     actor: str | None = None,
     action: str | None = None,
@@ -158,7 +158,7 @@ def query(
     return [_entry(row) for row in rows]
 
 
-def _entry(row: sqlite3.Row) -> dict:
+def _entry(row: Record) -> dict:
     entry = dict(row)
     entry["details"] = None if row["details"] is None else json.loads(row["details"])
     return entry

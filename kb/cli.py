@@ -280,10 +280,15 @@ def _explain(report: dict, relevant: set[str], as_json: bool) -> None:
 @click.pass_context
 def serve_command(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the web app and JSON API with gunicorn."""
+    from kb import store
     from kb.errors import IndexError_, IndexNotBuiltError
     from kb.indexing.builder import current_generation
 
     settings = _settings(ctx)
+    try:
+        store.check(settings["DATA_DIR"])  # a shared database that cannot be reached: stop, naming KB_DATABASE_URL
+    except KbError as error:
+        raise click.ClickException(redact(error.message)) from None
     _follow_remote(settings)
     try:
         current_generation(settings["DATA_DIR"], settings["KEYWORD_ENGINE"])  # fail now if none was ever built

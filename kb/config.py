@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kb import database
 from kb.errors import ConfigError
 
 ENV_PREFIX = "KB_"
@@ -28,7 +29,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins | url | hosts | remote
+    kind: str = "str"  # str | int | float | path | choice | rate | storage | origins | url | hosts | remote | database
     choices: tuple[str, ...] = ()
 
 
@@ -50,6 +51,14 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Instance folder for indexes, model cache and state. Default: the repository's instance/.",
         "path",
+    ),
+    Setting(
+        "DATABASE_URL",
+        "",
+        "Where users, keys, drafts, the audit log, feedback and the search log live: empty for the SQLite file "
+        "kb.sqlite in DATA_DIR (one machine), sqlite:///path for another file, or "
+        "postgresql://user:password@host:port/database shared by several replicas (the password is never shown).",
+        "database",
     ),
     Setting(
         "EMBEDDING_MODEL",
@@ -294,6 +303,9 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return _hosts(setting, text)
     if setting.kind == "remote":
         return _remote(setting, text)
+    if setting.kind == "database":
+        database.parse_url(text)  # a ConfigError names the setting and the reason, the password masked
+        return text.strip()
     if setting.kind == "choice" and text not in setting.choices:
         allowed = ", ".join(setting.choices)
         raise ConfigError(f"setting {setting.name}: {text!r} is not one of {allowed}")
@@ -444,4 +456,6 @@ def load_settings(
         settings["CONTENT_DIR"] = _default_root("sops")
     if settings["DATA_DIR"] is None:
         settings["DATA_DIR"] = _default_root("instance")
+    # kb.store opens the database bound to the instance folder, wherever a caller holds only the folder.
+    database.bind(settings["DATA_DIR"], database.parse_url(settings["DATABASE_URL"], settings["DATA_DIR"]))
     return settings

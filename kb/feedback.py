@@ -18,12 +18,11 @@ Each write is one transaction (kb.store.transaction) and returns the stored reco
 
 from __future__ import annotations
 
-import json
 import re
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping
 
 from kb import audit
+from kb.database import Connection, Record
 from kb.errors import ConflictError, InputError, NotFoundError
 from kb.redaction import redact
 from kb.store import now, transaction
@@ -73,7 +72,7 @@ def _check_kind(actor_kind: str) -> None:
 
 
 def record_feedback(
-    db: sqlite3.Connection,
+    db: Connection,
     *,
     sop_id: str,
     anchor: str | None,
@@ -118,7 +117,7 @@ def record_feedback(
 
 
 def record_flag(
-    db: sqlite3.Connection,
+    db: Connection,
     *,
     sop_id: str,
     anchor: str | None = None,
@@ -146,7 +145,7 @@ def record_flag(
     return dict(row)
 
 
-def _feedback_dict(row: sqlite3.Row) -> dict:
+def _feedback_dict(row: Record) -> dict:
     record = dict(row)
     record["helpful"] = bool(record["helpful"])
     return record
@@ -158,30 +157,28 @@ def _limit(limit: int) -> int:
     return limit
 
 
-def list_feedback(db: sqlite3.Connection, sop_ids: Iterable[str], limit: int = 100) -> list[dict]:
+def list_feedback(db: Connection, sop_ids: Iterable[str], limit: int = 100) -> list[dict]:
     """Feedback about these SOPs, newest first (at most limit rows)."""
     ids = list(dict.fromkeys(sop_ids))
     if not ids:
         return []
     rows = db.execute(
-        f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE sop_id IN (SELECT value FROM json_each(?))"  # noqa: S608
+        f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE sop_id IN ({_marks(ids)})"  # noqa: S608
         " ORDER BY created DESC, id DESC LIMIT ?",
-        (_json_list(ids), _limit(limit)),
+        (*ids, _limit(limit)),
     )
     return [_feedback_dict(row) for row in rows]
 
 
-def list_flags(
-    db: sqlite3.Connection, sop_ids: Iterable[str], include_resolved: bool = False, limit: int = 100
-) -> list[dict]:
+def list_flags(db: Connection, sop_ids: Iterable[str], include_resolved: bool = False, limit: int = 100) -> list[dict]:
     """Flags on these SOPs, newest first (open ones only unless include_resolved; at most limit rows)."""
     ids = list(dict.fromkeys(sop_ids))
     if not ids:
         return []
     rows = db.execute(
-        f"SELECT {_FLAG_COLUMNS} FROM flags WHERE sop_id IN (SELECT value FROM json_each(?))"  # noqa: S608
-        " AND (? OR resolved IS NULL) ORDER BY created DESC, id DESC LIMIT ?",
-        (_json_list(ids), int(include_resolved), _limit(limit)),
+        f"SELECT {_FLAG_COLUMNS} FROM flags WHERE sop_id IN ({_marks(ids)})"  # noqa: S608
+        " AND (? = 1 OR resolved IS NULL) ORDER BY created DESC, id DESC LIMIT ?",
+        (*ids, int(include_resolved), _limit(limit)),
     )
     return [dict(row) for row in rows]
 
@@ -191,17 +188,17 @@ def owned_by(documents: Mapping[str, Mapping], owner: str) -> list[str]:
     return sorted(sop_id for sop_id, record in documents.items() if record.get("owner") == owner)
 
 
-def feedback_for_owner(db: sqlite3.Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
+def feedback_for_owner(db: Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
     """Feedback about the SOPs an owner owns, newest first."""
     return list_feedback(db, owned_by(documents, owner), limit)
 
 
-def flags_for_owner(db: sqlite3.Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
+def flags_for_owner(db: Connection, documents: Mapping[str, Mapping], owner: str, limit: int = 100):
     """Open flags on the SOPs an owner owns, newest first."""
     return list_flags(db, owned_by(documents, owner), limit=limit)
 
 
-def resolve_flag(db: sqlite3.Connection, flag_id: int, actor: str, client: str | None = None) -> dict:
+def resolve_flag(db: Connection, flag_id: int, actor: str, client: str | None = None) -> dict:
     """Mark an open flag resolved (now), audited as flag_resolved in the same transaction; return it as stored.
 
     Raises:
@@ -223,5 +220,6 @@ def resolve_flag(db: sqlite3.Connection, flag_id: int, actor: str, client: str |
     return dict(row)
 
 
-def _json_list(items: list[str]) -> str:
-    return json.dumps(items)
+def _marks(items: list[str]) -> str:
+    """One placeholder per item, for ``IN (...)`` (the same SQL on both engines)."""
+    return ", ".join("?" * len(items))

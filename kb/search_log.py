@@ -16,13 +16,13 @@ it, instead of adding a row per pause in the typing.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from kb.database import Connection, DatabaseError
 from kb.errors import InputError, KbError
 from kb.redaction import redact
-from kb.store import TIME_FORMAT, connect, now, transaction
+from kb.store import TIME_FORMAT, connect, fast_commits, now, transaction
 
 log = logging.getLogger(__name__)
 ACTOR_KINDS = ("person", "bot", "anonymous")
@@ -32,7 +32,7 @@ REVISE_SECONDS = 10  # a row is revised by a query that continues it at most thi
 
 
 def record(
-    db: sqlite3.Connection,
+    db: Connection,
     query: str,
     actor_kind: str,
     results: int,
@@ -78,7 +78,7 @@ def continues(previous: str, query: str) -> bool:
 
 
 def revise(
-    db: sqlite3.Connection,
+    db: Connection,
     search_id: int,
     query: str,
     actor_kind: str,
@@ -130,9 +130,9 @@ def record_quietly(
     try:
         db = connect(data_dir)
         try:
-            # WAL with synchronous=NORMAL (this connection only): a commit waits for no fsync; a power cut may lose
+            # Commits wait for no fsync (this connection only, kb.store.fast_commits): a power cut may lose
             # the last few log rows, never corrupt the database. Worth it for a row written on every search.
-            db.execute("PRAGMA synchronous=NORMAL")
+            fast_commits(db)
             row = record(db, query, actor_kind, results, top_sop_id, mode, channel)
             if prune_days is not None:
                 removed = prune(db, prune_days)
@@ -141,12 +141,12 @@ def record_quietly(
             return row
         finally:
             db.close()
-    except (sqlite3.Error, KbError):
+    except (*DatabaseError, KbError):
         log.warning("search log: could not record a search", exc_info=True)
         return None
 
 
-def record_click(db: sqlite3.Connection, search_id: int, sop_id: str) -> bool:
+def record_click(db: Connection, search_id: int, sop_id: str) -> bool:
     """Note that the search search_id led to the SOP sop_id; return whether it was its first click.
 
     Only the first SOP opened from a search is kept (a later click is the same search's second try). An unknown
@@ -159,7 +159,7 @@ def record_click(db: sqlite3.Connection, search_id: int, sop_id: str) -> bool:
     return cursor.rowcount == 1
 
 
-def prune(db: sqlite3.Connection, days: int, moment: datetime | None = None) -> int:
+def prune(db: Connection, days: int, moment: datetime | None = None) -> int:
     """Delete rows older than days days before moment (default now); return how many were deleted."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise InputError("days: must be a whole number, 1 or more", {"field": "days"})
@@ -168,7 +168,7 @@ def prune(db: sqlite3.Connection, days: int, moment: datetime | None = None) -> 
         return db.execute("DELETE FROM search_log WHERE at < ?", (cutoff,)).rowcount
 
 
-def searches_per_day(db: sqlite3.Connection, since: str | None = None, until: str | None = None) -> list[dict]:
+def searches_per_day(db: Connection, since: str | None = None, until: str | None = None) -> list[dict]:
     """Searches per UTC day, oldest first, each {"day", "person", "bot", "anonymous", "total"}.
 
     Args:
@@ -182,7 +182,7 @@ def searches_per_day(db: sqlite3.Connection, since: str | None = None, until: st
                 raise InputError(f"{name}: must be a date as YYYY-MM-DD", {"field": name}) from None
     rows = db.execute(
         "SELECT substr(at, 1, 10) AS day, actor_kind, COUNT(*) AS n FROM search_log"
-        " WHERE (? IS NULL OR substr(at, 1, 10) >= ?) AND (? IS NULL OR substr(at, 1, 10) <= ?)"
+        " WHERE (CAST(? AS TEXT) IS NULL OR substr(at, 1, 10) >= ?) AND (CAST(? AS TEXT) IS NULL OR substr(at, 1, 10) <= ?)"
         " GROUP BY day, actor_kind ORDER BY day",
         (since, since, until, until),
     )

@@ -1,188 +1,48 @@
-"""The workflow database: one SQLite file in the instance folder, its schema and migrations.
+"""The workflow database: its schema and migrations, on SQLite (default) or PostgreSQL (kb.database).
 
-Users, API keys, the audit log, drafts, labelled tickets, webhooks, feedback, flags and the search log live in ``DATA_DIR/kb.sqlite``.
-:func:`connect` opens it (WAL, foreign keys on, a 10 s busy timeout) and brings
-the schema up to :data:`SCHEMA_VERSION`, tracked in ``PRAGMA user_version``.
-Writers use ``with transaction(db):``: it commits the block whole or rolls it
-back, and inside a caller's open transaction it joins it instead of committing
-early, so ``audit.record`` called in a caller's ``with db:`` block after its
-first write, or in a ``with transaction(db):`` block anywhere, stays atomic.
+Users, API keys, the audit log, drafts, labelled tickets, webhooks, feedback, flags and the search log live in
+``DATA_DIR/kb.sqlite`` or, with ``KB_DATABASE_URL=postgresql://...``, in one database every replica shares.
+:func:`connect` opens it (SQLite: WAL, foreign keys on, a 10 s busy timeout) and brings the schema up to
+:data:`SCHEMA_VERSION`, tracked in ``PRAGMA user_version`` on SQLite and in the ``schema_version`` table on
+PostgreSQL (one replica migrates while the others wait on an advisory lock). The migrations are written once, in
+SQLite's dialect (kb.schema), from which PostgreSQL's DDL is derived.
+
+Writers use ``with transaction(db):``: it commits the block whole or rolls it back, and inside a caller's open
+transaction it joins it instead of committing early, so ``audit.record`` called in a caller's ``with db:`` block
+after its first write, or in a ``with transaction(db):`` block anywhere, stays atomic. SQLite's ``BEGIN IMMEDIATE``
+makes every write transaction exclusive; on PostgreSQL a block where two replicas could race names a lock
+(``transaction(db, lock="...")``: a transaction-scoped advisory lock), and :func:`exclusive` holds a named lock
+across a longer step (a publish).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from kb.errors import ConfigError
+from kb import database
+from kb.database import DB_NAME, DatabaseUrl, engine
+from kb.errors import ConfigError, StorageError
+from kb.schema import MIGRATIONS, SCHEMA_VERSION, postgres_ddl, statements
 
-DB_NAME = "kb.sqlite"
-SCHEMA_VERSION = 8
+__all__ = [
+    "DB_NAME",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "check",
+    "connect",
+    "exclusive",
+    "fast_commits",
+    "now",
+    "transaction",
+]
+log = logging.getLogger(__name__)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-# MIGRATIONS[n] takes the schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE IF NOT EXISTS users (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        role TEXT NOT NULL,
-        password_hash TEXT NOT NULL,
-        created TEXT NOT NULL,
-        disabled INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE IF NOT EXISTS api_keys (
-        id INTEGER PRIMARY KEY,
-        user_id INTEGER NOT NULL REFERENCES users(id),
-        label TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,
-        prefix TEXT NOT NULL,
-        created TEXT NOT NULL,
-        last_used TEXT,
-        revoked TEXT
-    );
-    CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_id);
-    CREATE TABLE IF NOT EXISTS audit (
-        id INTEGER PRIMARY KEY,
-        at TEXT NOT NULL,
-        actor TEXT,
-        action TEXT NOT NULL,
-        target TEXT,
-        outcome TEXT NOT NULL,
-        client TEXT,
-        details TEXT
-    );
-    CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
-    CREATE INDEX IF NOT EXISTS audit_actor ON audit(actor);
-    CREATE INDEX IF NOT EXISTS audit_target ON audit(target);
-    CREATE TABLE IF NOT EXISTS drafts (
-        id INTEGER PRIMARY KEY,
-        sop_id TEXT NOT NULL,
-        base_revision TEXT,
-        markdown TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        author TEXT NOT NULL,
-        status TEXT NOT NULL,
-        reviewer TEXT,
-        comment TEXT,
-        revision TEXT,
-        restored_from TEXT,
-        created TEXT NOT NULL,
-        updated TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS drafts_sop ON drafts(sop_id);
-    CREATE INDEX IF NOT EXISTS drafts_status ON drafts(status);
-    """,
-    # 2: a per-user session generation. Log-out, a password, role or disabled change bump it, and a session
-    # cookie carrying an older generation is refused on its next request, in every worker.
-    """
-    ALTER TABLE users ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0;
-    """,
-    # 3: API key scopes (space-separated). Keys made before scopes keep every scope; their user's role still
-    # bounds them.
-    """
-    ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'search read write review admin';
-    """,
-    # 4: labelled tickets (customer text, masked, with the category an agent gave it) that train the
-    # category classifier beside the taxonomy's phrasings; one row per distinct (text, category).
-    """
-    CREATE TABLE IF NOT EXISTS tickets (
-        id INTEGER PRIMARY KEY,
-        text TEXT NOT NULL,
-        category TEXT NOT NULL,
-        source TEXT NOT NULL,
-        imported_by TEXT,
-        imported TEXT NOT NULL,
-        UNIQUE (text, category)
-    );
-    CREATE INDEX IF NOT EXISTS tickets_category ON tickets(category);
-    """,
-    # 5: outbound webhooks (sop.published, sop.retired) and their deliveries, claimed and retried by a worker
-    # (kb.webhooks, kb.webhook_delivery). A worker claims a delivery by setting claimed_until (its lease) and claim
-    # (its token); one row per hook and event, so an event enqueued twice (by every process's watcher) is sent once.
-    """
-    CREATE TABLE IF NOT EXISTS webhooks (
-        id INTEGER PRIMARY KEY,
-        url TEXT NOT NULL,
-        events TEXT NOT NULL,
-        secret TEXT NOT NULL,
-        created_by TEXT,
-        created TEXT NOT NULL,
-        removed TEXT
-    );
-    CREATE TABLE IF NOT EXISTS webhook_deliveries (
-        id INTEGER PRIMARY KEY,
-        webhook_id INTEGER NOT NULL REFERENCES webhooks(id),
-        event_id TEXT NOT NULL,
-        event TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt TEXT NOT NULL,
-        claimed_until TEXT,
-        claim TEXT,
-        last_attempt TEXT,
-        last_status INTEGER,
-        last_error TEXT,
-        created TEXT NOT NULL,
-        delivered TEXT,
-        UNIQUE (webhook_id, event_id)
-    );
-    CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(status, next_attempt);
-    CREATE INDEX IF NOT EXISTS webhook_deliveries_hook ON webhook_deliveries(webhook_id, claimed_until);
-    """,
-    # 6: what agents say about SOPs (kb.feedback: helpful or not, flags as outdated) and every search answered
-    # (kb.search_log), for the owners' dashboard. Every text is masked before it is stored; the search log is
-    # pruned after KB_SEARCH_LOG_DAYS.
-    """
-    CREATE TABLE IF NOT EXISTS feedback (
-        id INTEGER PRIMARY KEY,
-        sop_id TEXT NOT NULL,
-        anchor TEXT,
-        helpful INTEGER NOT NULL CHECK (helpful IN (0, 1)),
-        reason TEXT,
-        query TEXT,
-        actor TEXT,
-        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('person', 'bot')),
-        created TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS feedback_sop ON feedback(sop_id, created);
-    CREATE TABLE IF NOT EXISTS flags (
-        id INTEGER PRIMARY KEY,
-        sop_id TEXT NOT NULL,
-        anchor TEXT,
-        comment TEXT NOT NULL,
-        actor TEXT,
-        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('person', 'bot')),
-        created TEXT NOT NULL,
-        resolved TEXT
-    );
-    CREATE INDEX IF NOT EXISTS flags_sop ON flags(sop_id, created);
-    CREATE TABLE IF NOT EXISTS search_log (
-        id INTEGER PRIMARY KEY,
-        at TEXT NOT NULL,
-        query TEXT NOT NULL,
-        actor_kind TEXT NOT NULL CHECK (actor_kind IN ('person', 'bot', 'anonymous')),
-        results INTEGER NOT NULL,
-        top_sop_id TEXT,
-        mode TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS search_log_at ON search_log(at);
-    """,
-    # 7: which SOP a search led to (the first result opened from it), for the dashboard's no-click queries.
-    """
-    ALTER TABLE search_log ADD COLUMN clicked TEXT;
-    """,
-    # 8: where a search came from (kb.search_log.CHANNELS: the API, the search page, Dify's /retrieval, /assist,
-    # the MCP tools); NULL for searches logged before.
-    """
-    ALTER TABLE search_log ADD COLUMN channel TEXT;
-    """,
-)
-assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 def now() -> str:
@@ -191,14 +51,27 @@ def now() -> str:
 
 
 @contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Commit the block's writes (rollback on error), or join the caller's open transaction."""
+def transaction(db, lock: str | None = None) -> Iterator:
+    """Commit the block's writes (rollback on error), or join the caller's open transaction.
+
+    lock names an advisory lock PostgreSQL holds until the block ends, so two replicas run the block one after the
+    other (SQLite's BEGIN IMMEDIATE already lets one writer in at a time). It is taken first: the block's reads then
+    see what the other replica committed.
+    """
+    postgres = engine(db) == "postgresql"
     if db.in_transaction:
+        if postgres and lock:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (database.lock_key(lock),))
         yield db  # the caller's ``with db:`` commits or rolls back everything
         return
-    # IMMEDIATE takes the write lock now: nested calls see the transaction, and no read-to-write upgrade can fail.
-    db.execute("BEGIN IMMEDIATE")
+    if postgres:
+        db.begin()
+    else:
+        # IMMEDIATE takes the write lock now: nested calls see the transaction, and no read-to-write upgrade can fail.
+        db.execute("BEGIN IMMEDIATE")
     try:
+        if postgres and lock:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (database.lock_key(lock),))
         yield db
     except BaseException:
         db.rollback()
@@ -206,25 +79,120 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.commit()
 
 
-def connect(data_dir: Path) -> sqlite3.Connection:
-    """Open (creating if needed) ``data_dir/kb.sqlite`` with the schema at the current version.
+def fast_commits(db) -> None:
+    """Let this connection's commits skip the wait for the disk (SQLite: synchronous=NORMAL under WAL; PostgreSQL:
+    synchronous_commit off): a crash may lose the last few rows, never corrupt the database. For rows written on
+    every search."""
+    if engine(db) == "postgresql":
+        db.execute("SET synchronous_commit TO OFF")
+    else:
+        db.execute("PRAGMA synchronous=NORMAL")
+
+
+@contextmanager
+def exclusive(db, name: str) -> Iterator[None]:
+    """Hold the named lock across replicas for the block: a PostgreSQL session advisory lock; on SQLite nothing
+    (one machine, where callers hold a file lock)."""
+    if engine(db) != "postgresql":
+        yield
+        return
+    key = database.lock_key(name)
+    db.execute("SELECT pg_advisory_lock(?)", (key,))
+    try:
+        yield
+    finally:
+        db.execute("SELECT pg_advisory_unlock(?)", (key,))
+
+
+def connect(data_dir: Path, where: DatabaseUrl | None = None):
+    """Open the instance folder's database (where, else the one kb.config bound to it, else ``data_dir/kb.sqlite``)
+    with the schema at the current version.
 
     Raises:
         ConfigError: the database was made by a newer kb (its schema version is higher).
+        StorageError: a PostgreSQL server that cannot be reached (the message names KB_DATABASE_URL, masked).
     """
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(data_dir / DB_NAME)
+    where = where or database.bound(data_dir)
+    if where.engine == "postgresql":
+        return _connect_postgres(where)
+    path = where.path or data_dir / DB_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
     db.row_factory = sqlite3.Row
     try:
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA foreign_keys=ON")
-        _migrate(db, data_dir / DB_NAME)
+        _migrate(db, path)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def check(data_dir: Path) -> None:
+    """At start-up: reach the instance folder's PostgreSQL database and migrate it, or stop.
+
+    Raises:
+        ConfigError: the server cannot be reached (naming KB_DATABASE_URL, the password masked), or its schema is
+            newer than this kb.
+    """
+    if database.bound(data_dir).engine != "postgresql":
+        return  # SQLite: the file is made and migrated at its first use, as before
+    try:
+        connect(data_dir).close()
+    except StorageError as error:
+        raise ConfigError(error.message) from None
+
+
+_MIGRATED: set[str] = set()  # the PostgreSQL URLs this process has already brought up to SCHEMA_VERSION
+
+
+def _connect_postgres(where: DatabaseUrl):
+    try:
+        db = database.PgConnection(where)
+    except database.DatabaseError as error:
+        raise StorageError(
+            f"{database.SETTING}: cannot reach the database {where.shown}: {masked_error(error, where)}",
+            {"field": database.SETTING},
+        ) from None
+    try:
+        if where.url not in _MIGRATED:
+            _migrate_postgres(db, where)
+            _MIGRATED.add(where.url)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def masked_error(error: BaseException, where: DatabaseUrl) -> str:
+    """A driver's message (its first line) with the URL's password taken out, should it ever quote it."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    password = urlsplit(where.url).password if where.url else None
+    return text.replace(unquote(password), "***") if password else text
+
+
+def _migrate_postgres(db, where: DatabaseUrl) -> None:
+    """Apply the migrations the database lacks, each in one transaction, while holding the migration lock."""
+    with exclusive(db, "kb.store.migrate"):  # replicas starting together: one migrates, the others then find it done
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"database {where.shown} has schema version {version}; this kb knows only up to {SCHEMA_VERSION}"
+            )
+        first = version
+        while version < SCHEMA_VERSION:
+            with db:
+                for statement in statements(postgres_ddl(MIGRATIONS[version])):
+                    db.execute(statement)
+                version += 1
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version (version) VALUES (?) RETURNING version", (version,))
+        if version != first:
+            log.info("database %s: schema migrated from version %d to %d", where.shown, first, version)
 
 
 def _version(db: sqlite3.Connection) -> int:
@@ -242,7 +210,7 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         try:
             version = _version(db)
             if version < SCHEMA_VERSION:
-                for statement in _statements(MIGRATIONS[version]):
+                for statement in statements(MIGRATIONS[version]):
                     db.execute(statement)
                 version += 1
                 db.execute(f"PRAGMA user_version={version:d}")
@@ -250,8 +218,3 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script (no semicolons inside literals) into statements."""
-    return [s.strip() for s in script.split(";") if s.strip()]

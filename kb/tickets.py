@@ -25,11 +25,11 @@ import csv
 import io
 import itertools
 import re
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kb.database import Connection
 from kb.errors import InputError, NotFoundError, Problem
 from kb.redaction import redact
 from kb.store import now, transaction
@@ -150,7 +150,7 @@ def _refused(name: str, problems: list[Problem]) -> InputError:
 
 
 def import_tickets(
-    db: sqlite3.Connection,
+    db: Connection,
     data: bytes,
     categories: dict[str, Category],
     name: str,
@@ -178,7 +178,8 @@ def import_tickets(
         added = 0
         for text, category in dict.fromkeys(rows):
             cursor = db.execute(
-                "INSERT OR IGNORE INTO tickets (text, category, source, imported_by, imported) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO tickets (text, category, source, imported_by, imported) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (text, category, name, actor, stamp),
             )
             added += cursor.rowcount
@@ -192,7 +193,7 @@ def import_tickets(
 
 
 def list_tickets(
-    db: sqlite3.Connection, category: str | None = None, limit: int = 100, offset: int = 0
+    db: Connection, category: str | None = None, limit: int = 100, offset: int = 0
 ) -> tuple[list[dict], int]:
     """Stored tickets, oldest first, optionally of one category (or group): (rows, how many match in all)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
@@ -200,7 +201,7 @@ def list_tickets(
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InputError("offset: must be a whole number, 0 or more", {"field": "offset"})
     category = category or None
-    where = " FROM tickets WHERE ? IS NULL OR category = ? OR substr(category, 1, ?) = ?"
+    where = " FROM tickets WHERE CAST(? AS TEXT) IS NULL OR category = ? OR substr(category, 1, ?) = ?"
     params = [category, category, len(category or "") + 1, (category or "") + "/"]
     total = db.execute("SELECT COUNT(*)" + where, params).fetchone()[0]
     columns = "SELECT id, text, category, source, imported_by, imported"
@@ -208,7 +209,7 @@ def list_tickets(
     return [dict(row) for row in rows], total
 
 
-def remove_tickets(db: sqlite3.Connection, ids: Sequence[int]) -> list[dict]:
+def remove_tickets(db: Connection, ids: Sequence[int]) -> list[dict]:
     """Delete tickets by id, all or none; return the rows removed.
 
     Raises:
@@ -238,6 +239,6 @@ def _chunks(items: list, size: int):
         yield items[start : start + size]
 
 
-def training_examples(db: sqlite3.Connection) -> list[tuple[str, str]]:
+def training_examples(db: Connection) -> list[tuple[str, str]]:
     """Every stored ticket as (text, category), oldest first: what kb.indexing.builder.build_index trains on."""
     return [(row["text"], row["category"]) for row in db.execute("SELECT text, category FROM tickets ORDER BY id")]

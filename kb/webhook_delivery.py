@@ -32,7 +32,6 @@ import math
 import random
 import secrets
 import socket
-import sqlite3
 import ssl
 import threading
 import time
@@ -43,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from kb import __version__, store, webhook_urls, webhooks
+from kb.database import Connection, Record
 from kb.errors import InputError
 from kb.redaction import redact
 
@@ -163,7 +163,7 @@ def _describe(error: Exception | None, timeout: float) -> str:
     return f"{type(error).__name__}: {error}" if error is not None else "no address"
 
 
-def signed_headers(row: sqlite3.Row, body: bytes, at: float | None = None) -> dict[str, str]:
+def signed_headers(row: Record, body: bytes, at: float | None = None) -> dict[str, str]:
     """The request headers of one attempt, signed now."""
     return {
         "Content-Type": "application/json",
@@ -202,13 +202,15 @@ _DUE = (
 )
 
 
-def claim(db: sqlite3.Connection, at: datetime, lease: int, max_attempts: int) -> sqlite3.Row | None:
+def claim(db: Connection, at: datetime, lease: int, max_attempts: int) -> Record | None:
     """Claim the delivery due first (counting its attempt) under a lease; None when nothing is due."""
     now = _stamp(at)
     if db.execute(_DUE, {"now": now}).fetchone() is None:
         return None  # nothing due: no write lock taken (every process polls)
     token = secrets.token_hex(12)
-    with store.transaction(db):
+    # SQLite's BEGIN IMMEDIATE lets one claimer in at a time; on PostgreSQL the named lock does, so the due delivery
+    # this claimer picks is never one another replica picked a moment before.
+    with store.transaction(db, lock="kb.webhook_delivery.claim"):
         # A worker that died during its last allowed attempt leaves the delivery pending with its lease expired.
         db.execute(
             "UPDATE webhook_deliveries SET status = 'failed', claim = NULL, claimed_until = NULL, "
@@ -230,9 +232,7 @@ def claim(db: sqlite3.Connection, at: datetime, lease: int, max_attempts: int) -
         ).fetchone()
 
 
-def record(
-    db: sqlite3.Connection, row: sqlite3.Row, answer: Answer, at: datetime, settings: dict, rng: random.Random
-) -> str:
+def record(db: Connection, row: Record, answer: Answer, at: datetime, settings: dict, rng: random.Random) -> str:
     """Record an attempt's answer if the claim is still ours; return delivered, retrying, failed or lost."""
     error = None if answer.delivered else redact(answer.error or "no answer")[:MAX_ERROR_CHARS]
     next_attempt, delivered = row["next_attempt"], None

@@ -20,10 +20,10 @@ import hmac
 import json
 import logging
 import secrets
-import sqlite3
 import time
 
 from kb import audit
+from kb.database import Connection, Record
 from kb.errors import InputError, NotFoundError
 from kb.store import now, transaction
 from kb.webhook_urls import check_url
@@ -56,7 +56,7 @@ def check_events(events: object) -> list[str]:
     return [e for e in EVENTS if e in events]
 
 
-def _hook(row: sqlite3.Row) -> dict:
+def _hook(row: Record) -> dict:
     """A hook as shown to admins: never its secret."""
     return {
         "id": row["id"],
@@ -69,7 +69,7 @@ def _hook(row: sqlite3.Row) -> dict:
 
 
 def register(
-    db: sqlite3.Connection, url: object, events: object, actor: str, allow_private: bool, client: str | None = None
+    db: Connection, url: object, events: object, actor: str, allow_private: bool, client: str | None = None
 ) -> tuple[dict, str]:
     """Register a hook; return it and its secret (shown to the admin once). Audited, refusals too.
 
@@ -98,13 +98,13 @@ def register(
     return hook, secret
 
 
-def hooks(db: sqlite3.Connection, include_removed: bool = False) -> list[dict]:
+def hooks(db: Connection, include_removed: bool = False) -> list[dict]:
     """The hooks, oldest first (live ones only unless include_removed)."""
     where = "" if include_removed else " WHERE removed IS NULL"
     return [_hook(r) for r in db.execute(f"SELECT * FROM webhooks{where} ORDER BY id")]  # noqa: S608 - fixed text
 
 
-def remove(db: sqlite3.Connection, hook_id: object, actor: str, client: str | None = None) -> dict:
+def remove(db: Connection, hook_id: object, actor: str, client: str | None = None) -> dict:
     """Remove a hook (kept for the log) and cancel its pending deliveries; audited, a refusal too.
 
     Raises:
@@ -151,7 +151,7 @@ def payload(event: str, sop_id: str, revision: str, base_url: str = "", at: str 
     }
 
 
-def enqueue(db: sqlite3.Connection, event: str, sop_id: str, revision: str, base_url: str = "") -> int:
+def enqueue(db: Connection, event: str, sop_id: str, revision: str, base_url: str = "") -> int:
     """Add a pending delivery of the event to every live hook subscribed to it; return how many were added.
 
     Runs in the caller's transaction when one is open. A hook that already has this event gets no second one.
@@ -165,14 +165,14 @@ def enqueue(db: sqlite3.Connection, event: str, sop_id: str, revision: str, base
         for hook in db.execute("SELECT id, events FROM webhooks WHERE removed IS NULL").fetchall():
             if event in hook["events"].split():
                 added += db.execute(
-                    "INSERT OR IGNORE INTO webhook_deliveries (webhook_id, event_id, event, payload, status, "
-                    "next_attempt, created) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    "INSERT INTO webhook_deliveries (webhook_id, event_id, event, payload, status, "
+                    "next_attempt, created) VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
                     (hook["id"], body["id"], event, text, body["time"], body["time"]),
                 ).rowcount
     return added
 
 
-def enqueue_quietly(db: sqlite3.Connection, events: list[tuple[str, str, str]], base_url: str = "") -> int:
+def enqueue_quietly(db: Connection, events: list[tuple[str, str, str]], base_url: str = "") -> int:
     """enqueue() each (event, sop_id, revision) in a savepoint of the caller's transaction, never raising.
 
     For publishing: a failure here is logged and undone, and the publish goes on (its change is not lost; the
@@ -196,9 +196,7 @@ def enqueue_quietly(db: sqlite3.Connection, events: list[tuple[str, str, str]], 
     return added
 
 
-def deliveries(
-    db: sqlite3.Connection, hook_id: int | None = None, status: str | None = None, limit: int = 50
-) -> list[dict]:
+def deliveries(db: Connection, hook_id: int | None = None, status: str | None = None, limit: int = 50) -> list[dict]:
     """The delivery log, newest first: each delivery with its hook, event, SOP, status and last attempt."""
     if status is not None and status not in STATUSES:
         raise InputError(f"status: must be one of {', '.join(STATUSES)}, got {status[:20]!r}", {"field": "status"})

@@ -28,13 +28,13 @@ before it is stored: a commit message never holds a card number.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
 from kb import audit, repository, store
 from kb.accounts import User, has_role
+from kb.database import Connection
 from kb.diffing import line_diff
 from kb.documents import split_front_matter
 from kb.drafts import COMMIT, STATUSES, Draft, check_comment, check_fields
@@ -70,7 +70,7 @@ class Workflow:
         finally:
             connection.close()
 
-    def _row(self, db: sqlite3.Connection, draft_id: int) -> Draft:
+    def _row(self, db: Connection, draft_id: int) -> Draft:
         if isinstance(draft_id, bool) or not isinstance(draft_id, int):
             raise NotFoundError(f"no draft with id {draft_id!r}", {"field": "id"})
         row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
@@ -287,7 +287,9 @@ class Workflow:
         if draft.author == user.name:
             raise ForbiddenError("four-eyes: nobody approves their own draft", {"field": "approver"})
         self._move(draft, "in_review", "published")
-        with self.publisher.lock():
+        # One publish at a time: the file lock on this machine, and across replicas sharing a PostgreSQL database the
+        # advisory lock (store.exclusive), under which the draft is read again: a second approval finds it published.
+        with self.db() as held, store.exclusive(held, "kb.workflow.publish"), self.publisher.lock():
             self.publisher.recover()
             draft = self.get(draft_id)
             if draft.status == "published" and draft.reviewer == user.name:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import textwrap
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -391,6 +392,16 @@ def authoring(sop_repo, data_dir, settings_for) -> Authoring:
     return Authoring(sop_repo, data_dir, settings)
 
 
+@pytest.fixture
+def shared_authoring(sop_repo, data_dir, database_url) -> Authoring:
+    """authoring on each engine (database_url): SQLite in the instance folder, then a fresh PostgreSQL database.
+    A test module runs on both by naming its own fixture `authoring` that returns this one."""
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir)
+    settings = load_settings({"CONTENT_DIR": sops, "DATA_DIR": data_dir, "DATABASE_URL": database_url}, environ={})
+    return Authoring(sop_repo, data_dir, settings)
+
+
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory, model_data) -> Authoring:
     """An authoring instance over the tiny SOPs (users and keys per role, one draft by ann) whose rate limits do
@@ -497,6 +508,84 @@ def redis_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# == a shared database (issue 14, item 1): a real PostgreSQL from Debian's packages =============================
+
+POSTGRES_BINARIES = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+ENGINE_NAMES = ("sqlite", "postgresql")
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the postgres system user."""
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@contextmanager
+def running_postgres():
+    """Debian's PostgreSQL on a free loopback port, its data and socket in a temporary folder, trust auth on
+    127.0.0.1, fsync off; yields (a function that makes a fresh database and returns its URL, the stop function)."""
+    if not POSTGRES_BINARIES:
+        pytest.skip(
+            "Debian's PostgreSQL server is not installed (/usr/lib/postgresql/*/bin; ./scripts/test installs it)"
+        )
+    import tempfile
+
+    import psycopg
+
+    bin_dir = POSTGRES_BINARIES[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="kb-postgres-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "check": True}
+    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]
+    subprocess.run(_as_postgres([*initdb, "--locale=C"]), **quiet)
+    options = f"-p {port} -h 127.0.0.1 -k {folder} -F -c max_connections=200"
+    start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "postgres.log"), "-w"]
+    subprocess.run(_as_postgres([*start, "start"]), **quiet)
+    base = f"postgresql://postgres@127.0.0.1:{port}"
+    made = iter(range(1, 1_000_000))
+
+    def fresh() -> str:
+        name = f"kb_test_{next(made)}"
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return f"{base}/{name}"
+
+    def stop() -> None:
+        stop = [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+        subprocess.run(_as_postgres(stop), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+    try:
+        yield fresh, stop
+    finally:
+        stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the whole run (running_postgres); yields the function that makes a fresh database."""
+    with running_postgres() as (fresh, _):
+        yield fresh
+
+
+@pytest.fixture(params=ENGINE_NAMES)
+def database_url(request) -> str:
+    """A fresh, empty workflow database on each engine: '' (the SQLite file in the instance folder) or the URL of
+    a new PostgreSQL database. Bind it to an instance folder with bind_database (or pass KB_DATABASE_URL)."""
+    if request.param == "sqlite":
+        return ""
+    return request.getfixturevalue("postgres_server")()
+
+
+def bind_database(data_dir: Path, url: str) -> Path:
+    """Bind an instance folder to a database URL as kb.config does at start-up; return the folder."""
+    from kb import database
+
+    database.bind(data_dir, database.parse_url(url, data_dir))
+    return data_dir
 
 
 # == the browser (issue 13): Debian's Chromium driven by Playwright, axe-core injected, screenshots kept =====

@@ -28,16 +28,18 @@ from kb.accounts import (
     set_role,
     user_for_key,
 )
+from kb.database import IntegrityError, engine
 from kb.errors import ConfigError, InputError, NotFoundError
 from kb.store import SCHEMA_VERSION, TIME_FORMAT, connect, now, transaction
+from tests.conftest import bind_database
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(tmp_path, database_url):
     """A fresh workflow database in a temporary instance folder."""
-    conn = connect(tmp_path / "instance")
+    conn = connect(bind_database(tmp_path / "instance", database_url))  # on SQLite, then PostgreSQL
     yield conn
     conn.close()
 
@@ -119,7 +121,8 @@ def test_connect_again_keeps_the_data(tmp_path):
 def test_connect_upgrades_a_version_1_database_keeping_its_users_and_keys(tmp_path):
     from werkzeug.security import generate_password_hash
 
-    from kb.store import MIGRATIONS, _statements
+    from kb.schema import MIGRATIONS
+    from kb.schema import statements as _statements
 
     raw = sqlite3.connect(tmp_path / "kb.sqlite")
     for statement in _statements(MIGRATIONS[0]):  # the schema exactly as kb made it at version 1
@@ -159,7 +162,7 @@ def test_connect_refuses_a_database_from_a_newer_kb(tmp_path):
 
 
 def test_foreign_keys_are_enforced(db):
-    with pytest.raises(sqlite3.IntegrityError), db:
+    with pytest.raises(IntegrityError), db:
         db.execute(
             "INSERT INTO api_keys (user_id, label, key_hash, prefix, created) VALUES (42, 'x', 'h', 'p', ?)", (now(),)
         )
@@ -417,7 +420,8 @@ def test_only_the_sha256_of_a_key_is_stored(db):
     assert row["key_hash"] == hashlib.sha256(key.encode()).hexdigest()
     assert row["prefix"] == key[:10]
     assert not any(key in str(value) for value in tuple(row))
-    assert all(key not in line for line in db.iterdump())
+    if engine(db) == "sqlite":  # a dump of the whole file
+        assert all(key not in line for line in db.iterdump())
 
 
 def test_keys_are_unique_and_each_works_for_its_own_user(db):

@@ -69,6 +69,8 @@ LAYERS = [
             "kb.remote",
             "kb.library",
             "kb.store",
+            "kb.database",
+            "kb.schema",
             "kb.accounts",
             "kb.audit",
             "kb.webhooks",

@@ -9,15 +9,16 @@ import pytest
 from kb.audit import ACTIONS, OUTCOMES, query, record
 from kb.errors import QueryError
 from kb.store import connect
+from tests.conftest import bind_database
 
 VISA = "4111 1111 1111 1111"
 MASTERCARD = "5555555555554444"
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(tmp_path, database_url):
     """A fresh workflow database in a temporary instance folder."""
-    conn = connect(tmp_path / "instance")
+    conn = connect(bind_database(tmp_path / "instance", database_url))  # on SQLite, then PostgreSQL
     yield conn
     conn.close()
 

@@ -4,6 +4,13 @@ import pytest
 
 from tests.conftest import full_sop, git
 
+
+@pytest.fixture
+def authoring(shared_authoring):
+    """Every test here runs on SQLite and on PostgreSQL (issue 14)."""
+    return shared_authoring
+
+
 NEW_TEXT = full_sop(
     "pay-duplicate-charge",
     "Duplicate charges",

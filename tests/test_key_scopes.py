@@ -6,6 +6,13 @@ from kb.web.api import ROUTE_SCOPES
 from kb.web.paths import MCP_PATH, takes_key
 from tests.conftest import full_sop
 
+
+@pytest.fixture
+def authoring(shared_authoring):
+    """Every test here runs on SQLite and on PostgreSQL (issue 14)."""
+    return shared_authoring
+
+
 NEW_TEXT = full_sop("pay-duplicate-charge", "Duplicate charges", "A customer sees two charges for one purchase.")
 
 

@@ -14,6 +14,13 @@ import pytest
 
 from kb import accounts, store
 
+
+@pytest.fixture
+def authoring(shared_authoring):
+    """Every test here runs on SQLite and on PostgreSQL (issue 14)."""
+    return shared_authoring
+
+
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

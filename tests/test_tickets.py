@@ -15,7 +15,7 @@ from kb.cli import main
 from kb.errors import InputError, NotFoundError
 from kb.store import connect
 from kb.taxonomy import parse_taxonomy
-from tests.conftest import CATEGORIES
+from tests.conftest import CATEGORIES, bind_database
 
 ACTOR = "cli:" + getpass.getuser()
 TAXONOMY = parse_taxonomy(CATEGORIES)[0]
@@ -29,8 +29,8 @@ GOOD = (
 
 
 @pytest.fixture
-def db(tmp_path):
-    conn = connect(tmp_path / "instance")
+def db(tmp_path, database_url):
+    conn = connect(bind_database(tmp_path / "instance", database_url))  # on SQLite, then PostgreSQL
     yield conn
     conn.close()
 

@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from kb import __version__
+from kb import __version__, store
 from kb.assist import Assistant
 from kb.config import load_settings
 from kb.history import History
@@ -31,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k.isupper()})
     logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
+    store.check(settings["DATA_DIR"])  # a shared database that cannot be reached stops kb here, named
     searcher_ = Searcher(settings)
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
     app.extensions["kb"] = {

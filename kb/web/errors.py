@@ -11,13 +11,13 @@ on that path, from any hook or view, is then answered in it.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from kb.database import DatabaseError
 from kb.errors import AuthRequiredError, ForbiddenError, InputError, KbError, QueryError, StorageError, TooLargeError
 from kb.redaction import install_log_filter, redact, redact_data
 from kb.web.paths import takes_key
@@ -78,6 +78,15 @@ def _redacted_path() -> str:
     return redact(request.path) + ("?" + urlencode(pairs) if pairs else "")
 
 
+RETRY_AFTER_SECONDS = 5  # a 503 from storage (the database unreachable, git failing): try again after this
+
+
+def _first_line(error: BaseException) -> str:
+    """A driver's message, first line only (PostgreSQL adds hints and context below), masked."""
+    text = str(error).strip()
+    return redact(text.splitlines()[0]) if text else type(error).__name__
+
+
 def register(app: Flask) -> None:
     """Install the error handlers on app, and the redacting log filter on kb's and gunicorn's loggers."""
     install_log_filter()
@@ -97,7 +106,9 @@ def register(app: Flask) -> None:
             error.http_status, error.code, redact(error.message), redact_data(_with_problems(error))
         )
         retry_after = getattr(error, "retry_after", None)
-        if retry_after:  # UnavailableError (a remote that cannot be reached) and RateLimitedError
+        if retry_after is None and isinstance(error, StorageError):  # the database or git unreachable
+            retry_after = RETRY_AFTER_SECONDS
+        if retry_after:  # UnavailableError (a remote out of reach), StorageError, RateLimitedError: a retry may succeed
             response = make_response(response, status)
             response.headers["Retry-After"] = str(retry_after)
         return response, status
@@ -115,12 +126,18 @@ def register(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response, status
 
-    @app.errorhandler(sqlite3.Error)
-    def database_error(error: sqlite3.Error):
-        """The instance database failed (a full disk, a locked or damaged file): StorageError's answer."""
-        log.error("the instance database failed on %s %s: %s", request.method, request.path, error)
-        message = f"the instance database failed ({error}); nothing was half written, retry shortly"
-        return _respond(StorageError.http_status, StorageError.code, message, {"field": None})
+    def database_error(error: Exception):
+        """The workflow database failed (a full disk, a locked or damaged file, a PostgreSQL server gone): 503 with
+        StorageError's code and a Retry-After; the transaction was rolled back, so nothing was half written."""
+        log.error("the workflow database failed on %s %s: %s", request.method, request.path, error)
+        message = f"the workflow database failed ({_first_line(error)}); nothing was half written, retry shortly"
+        response, status = _respond(StorageError.http_status, StorageError.code, message, {"field": None})
+        response = make_response(response, status)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response, status
+
+    for kind in DatabaseError:
+        app.register_error_handler(kind, database_error)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

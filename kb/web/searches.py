@@ -19,14 +19,14 @@ within a few seconds. The id never comes from the request, so nobody can revise 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 
 from flask import Flask, current_app, g, request, session
 
-from kb import search_log
+from kb import search_log, store
+from kb.database import DatabaseError
 from kb.errors import KbError
 from kb.results import SearchResults
 from kb.web import auth
@@ -84,9 +84,9 @@ def _revised(row: int, query: str, kind: str, results: int, top_sop_id: str | No
     """search_log.revise of the page's own last row; False (logged) when the database refused."""
     try:
         with auth.connection() as db:
-            db.execute("PRAGMA synchronous=NORMAL")  # as in search_log.record_quietly
+            store.fast_commits(db)  # as in search_log.record_quietly
             return search_log.revise(db, row, query, kind, results, top_sop_id, mode)
-    except (sqlite3.Error, KbError):
+    except (*DatabaseError, KbError):
         log.warning("search log: could not revise a search", exc_info=True)
         return False
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import sqlite3
 from urllib.parse import urlencode
 
 from flask import redirect, render_template, request, url_for
 
 from kb import accounts, catalog, feedback, markdown, search_log
+from kb.database import DatabaseError
 from kb.disclosure import macros
 from kb.errors import KbError
 from kb.redaction import redact
@@ -55,7 +55,7 @@ def record_click(sop_id: str) -> None:
     try:
         with auth.connection() as db:
             search_log.record_click(db, int(raw), sop_id)
-    except (sqlite3.Error, KbError):
+    except (*DatabaseError, KbError):
         log.warning("search log: could not record a click on %s", sop_id, exc_info=True)
 
 
