@@ -425,6 +425,32 @@ def fuzz(tmp_path_factory, model_data) -> Authoring:
     return authoring
 
 
+@pytest.fixture
+def logged(fuzz):
+    """The fuzz instance with an empty search log and a fresh test client (no cookies): for the search-log tests."""
+    from kb import store
+
+    db = store.connect(fuzz.data)
+    try:
+        with store.transaction(db):
+            db.execute("DELETE FROM search_log")
+    finally:
+        db.close()
+    fuzz.client = fuzz.app.test_client()
+    return fuzz
+
+
+def entries(kb) -> list[dict]:
+    """Every search-log row of an Authoring instance, oldest first."""
+    from kb import store
+
+    db = store.connect(kb.data)
+    try:
+        return [dict(row) for row in db.execute("SELECT * FROM search_log ORDER BY id")]
+    finally:
+        db.close()
+
+
 def serve_in_thread(app):
     """Serve app on a free loopback port in a thread; return (base URL, server)."""
     with socket.socket() as probe:

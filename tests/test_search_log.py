@@ -10,28 +10,9 @@ import pytest
 from kb import search_log, store
 from kb.errors import InputError
 from kb.web.searches import PRUNED_KEY
+from tests.conftest import entries
 
 CARD = "4111 1111 1111 1111"
-
-
-@pytest.fixture
-def logged(fuzz):
-    """The fuzz instance with an empty search log."""
-    db = store.connect(fuzz.data)
-    try:
-        with store.transaction(db):
-            db.execute("DELETE FROM search_log")
-    finally:
-        db.close()
-    return fuzz
-
-
-def entries(kb) -> list[dict]:
-    db = store.connect(kb.data)
-    try:
-        return [dict(row) for row in db.execute("SELECT * FROM search_log ORDER BY id")]
-    finally:
-        db.close()
 
 
 def test_an_api_search_is_logged_masked_as_a_bot_with_a_key(logged):

@@ -14,31 +14,11 @@ import pytest
 from kb import search_log, store
 from kb.results import BADGES, badges
 from kb.web.pages import result_link
+from tests.conftest import entries
 from tests.test_authoring_web import login
 
 PAGE = {"X-KB-Page": "search"}
 CARD = "4111 1111 1111 1111"
-
-
-@pytest.fixture
-def logged(fuzz):
-    """The fuzz instance with an empty search log and a fresh browser (no cookies)."""
-    db = store.connect(fuzz.data)
-    try:
-        with store.transaction(db):
-            db.execute("DELETE FROM search_log")
-    finally:
-        db.close()
-    fuzz.client = fuzz.app.test_client()
-    return fuzz
-
-
-def entries(kb) -> list[dict]:
-    db = store.connect(kb.data)
-    try:
-        return [dict(row) for row in db.execute("SELECT * FROM search_log ORDER BY id")]
-    finally:
-        db.close()
 
 
 def typed(client, query: str, headers: dict | None = None):
