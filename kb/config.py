@@ -330,16 +330,23 @@ def _rate(setting: Setting, text: str) -> str:
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
+def _listed(setting: Setting, text: str, pattern: re.Pattern, what: str) -> tuple[str, ...]:
+    """A comma-separated list whose every item matches pattern; a ConfigError names the first that does not."""
+    items = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [item for item in items if not pattern.match(item)]
+    if bad:
+        raise ConfigError(f"setting {setting.name}: {bad[0]!r} is not {what}")
+    return items
+
+
 def _origins(setting: Setting, text: str) -> tuple[str, ...]:
     """Origins such as 'https://desk.example.com, http://localhost:3000', each named (no '*', no path)."""
-    origins = tuple(part.strip() for part in text.split(",") if part.strip())
-    bad = [o for o in origins if not _ORIGIN.match(o)]
-    if bad:
-        raise ConfigError(
-            f"setting {setting.name}: {bad[0]!r} is not an origin such as https://desk.example.com"
-            " (scheme and host, optional port; no '*', path or trailing slash)"
-        )
-    return origins
+    return _listed(
+        setting,
+        text,
+        _ORIGIN,
+        "an origin such as https://desk.example.com (scheme and host, optional port; no '*', path or trailing slash)",
+    )
 
 
 _BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$")
@@ -361,14 +368,12 @@ _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:([0-9]{1,5}|\*))?$")
 
 def _hosts(setting: Setting, text: str) -> tuple[str, ...]:
     """Host header patterns such as 'kb.example.com, 127.0.0.1:*' (host, host:port, or host:* for any port)."""
-    hosts = tuple(part.strip() for part in text.split(",") if part.strip())
-    bad = [h for h in hosts if not _HOST.match(h)]
-    if bad:
-        raise ConfigError(
-            f"setting {setting.name}: {bad[0]!r} is not a host such as kb.example.com, kb.example.com:8443"
-            " or 127.0.0.1:* (no scheme, path or '*' host)"
-        )
-    return hosts
+    return _listed(
+        setting,
+        text,
+        _HOST,
+        "a host such as kb.example.com, kb.example.com:8443 or 127.0.0.1:* (no scheme, path or '*' host)",
+    )
 
 
 _REMOTE_URL = re.compile(
