@@ -122,6 +122,27 @@ TINY_DOCS = {
 }
 
 
+def fastest_of(work, attempts: int = 3):
+    """Run `work` up to `attempts` times; return (its last result, the fastest wall time in seconds).
+
+    For the DoS guards that assert a bound of about a second: a garbage collection of the suite's
+    large heap, or another process on a 2-core machine, can stretch one attempt, but work that is
+    really unbounded is slow every time. The guard stops retrying once an attempt is within a second.
+    """
+    import gc
+    import time
+
+    fastest, result = float("inf"), None
+    for _ in range(attempts):
+        gc.collect()
+        started = time.perf_counter()
+        result = work()
+        fastest = min(fastest, time.perf_counter() - started)
+        if fastest < 1.0:
+            break
+    return result, fastest
+
+
 def git(repo: Path, *args: str) -> str:
     """Run git in repo and return its output."""
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
