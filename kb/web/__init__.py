@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from kb import __version__, store
 from kb.assist import Assistant
@@ -31,6 +32,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k.isupper()})
     logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
+    if settings["PROXY_HOPS"]:  # behind load balancers: the client is the address the last trusted one saw
+        hops = settings["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     store.check(settings["DATA_DIR"])  # a shared database that cannot be reached stops kb here, named
     searcher_ = Searcher(settings)
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
