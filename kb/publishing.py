@@ -40,8 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from kb import audit, repository, store, webhooks, yamlio
-from kb.documents import split_front_matter
+from kb import audit, published_drafts, repository, store
 from kb.errors import KbError, StorageError
 from kb.files import atomic_write, file_lock
 from kb.remote import Remote
@@ -58,16 +57,6 @@ CRASH_AT_ENV = "KBTEST_CRASH_AT"  # tests kill the publishing process at a named
 def identity(name: str) -> str:
     """A user as git names a person: ``name <name@kb.invalid>``."""
     return f"{name} <{name}@{EMAIL_DOMAIN}>"
-
-
-def event_of(markdown: str) -> str:
-    """The webhook event a published text makes: sop.retired when its status is retired, else sop.published."""
-    split = split_front_matter(markdown)
-    try:
-        front = yamlio.load(split[0]) if split else None
-    except yamlio.YAMLProblem:
-        front = None
-    return "sop.retired" if isinstance(front, dict) and front.get("status") == "retired" else "sop.published"
 
 
 def _checkpoint(step: str) -> None:
@@ -179,25 +168,11 @@ class Publisher:
         return repository.run_git(self.content, "rev-parse", "HEAD").strip()
 
     def _finish(self, journal: dict, revision: str, recovered: bool = False) -> None:
-        """Mark the draft published, audit the approval and the publish, and remove the journal."""
-        with closing(store.connect(self.data)) as db, db:
-            row = db.execute("SELECT sop_id, author, markdown FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
-            db.execute(
-                "UPDATE drafts SET status = 'published', reviewer = ?, revision = ?, updated = ? WHERE id = ?",
-                (journal["approver"], revision, store.now(), journal["draft"]),
-            )
-            details = {"draft": journal["draft"], "revision": revision, "author": row["author"], "recovered": recovered}
-            for action in ("draft_approved", "published"):
-                audit.record(
-                    db,
-                    action,
-                    actor=journal["approver"],
-                    target=f"sop:{row['sop_id']}",
-                    client=journal["client"],
-                    details=details,
-                )
-            event = (event_of(row["markdown"]), row["sop_id"], revision)
-            webhooks.enqueue_quietly(db, [event], self.public_url)
+        """Mark the draft published, audit the approval and the publish, and remove the journal (a replica that
+        fetched the commit may have marked it first: then nothing is written twice)."""
+        with closing(store.connect(self.data)) as db, store.transaction(db, lock=f"publish-finish:{journal['draft']}"):
+            args = (journal["draft"], journal["approver"], revision, journal["client"], self.public_url)
+            published_drafts.mark(db, *args, recovered=recovered)
         self.journal_path.unlink(missing_ok=True)
 
     def recover(self) -> str | None:
@@ -242,7 +217,12 @@ class Publisher:
         if self.remote is None:
             return None
         with self.lock():
-            return self.remote.follow()
+            self.recover()  # a publish this replica left half done: undone or finished before the clone moves on
+            head = self.remote.follow()
+            published_drafts.adopt(
+                self.content, self.data, f"-{published_drafts.RECENT_COMMITS}", self.public_url, KB_COMMITTER
+            )
+            return head
 
     def sync(self) -> tuple[str | None, str] | None:
         """With a remote: fetch and fast-forward the clone (call under the lock); (HEAD before, after), else None."""
@@ -258,7 +238,10 @@ class Publisher:
             outcome = self.recover()
             if outcome:
                 log.warning("an interrupted publish was %s", outcome)
-            return self.remote.sync()
+            before, after = self.remote.sync()
+            if before and before != after:  # another replica's publishes: mark any draft it could not
+                published_drafts.adopt(self.content, self.data, f"{before}..{after}", self.public_url, KB_COMMITTER)
+            return before, after
 
     def recover_if_idle(self) -> str | None:
         """recover(), unless a publish is running now (its lock is held): for the watcher."""

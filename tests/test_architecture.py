@@ -87,6 +87,7 @@ LAYERS = [
             "kb.assist",
             "kb.workflow",
             "kb.publishing",
+            "kb.published_drafts",
             "kb.watch",
             "kb.webhook_delivery",
             "kb.retrieval",

@@ -30,7 +30,17 @@ from kb.publishing import CRASH_AT_ENV, JOURNAL
 from kb.search import Searcher
 from kb.watch import Watcher
 from kb.workflow import Workflow
-from tests.conftest import NO_LIMITS, ROOT, TINY_DOCS, Authoring, full_sop, git, init_repo, seed_data
+from tests.conftest import (
+    NO_LIMITS,
+    ROOT,
+    TINY_DOCS,
+    Authoring,
+    bind_database,
+    full_sop,
+    git,
+    init_repo,
+    seed_data,
+)
 
 SECRET = "s3cr3t-t0ken-77"
 CREDENTIAL_URL = f"https://kbuser:{SECRET}@127.0.0.1:9/content.git"  # port 9: nothing listens, refused at once
@@ -275,6 +285,48 @@ def test_a_crash_before_the_push_rolls_back_and_after_it_rolls_forward(replicas,
     else:
         assert len(remote_log(remote)) == len(start) + 1 and draft_status(b, draft) == "published"
         assert found(b, "zebraquux") == [SOP]
+
+
+def crash_while_publishing(instance: Authoring, remote, draft: int, step: str) -> None:
+    """Approve draft on instance in a fresh interpreter that dies (exit 75) at step of the publish."""
+    script = CRASH.format(
+        content=str(instance.settings["CONTENT_DIR"]), data=str(instance.data), remote=str(remote), draft=draft
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    if instance.settings.get("DATABASE_URL"):
+        env["KB_DATABASE_URL"] = instance.settings["DATABASE_URL"]
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], env={**env, CRASH_AT_ENV: step}, cwd=ROOT, timeout=300
+    )
+    assert done.returncode == 75
+
+
+def test_a_replica_that_dies_after_its_push_has_its_draft_marked_published_by_the_replica_that_fetches(replicas):
+    a, b = replicas.a, replicas.b
+    bind_database(a.data, f"sqlite:///{b.data / store.DB_NAME}")  # one database for both, as replicas share one
+    draft = in_review(b, text("zebraquux"))
+    crash_while_publishing(b, replicas.remote, draft, "pushed")
+    assert draft_status(b, draft) == "in_review"  # b died before recording it; the remote serves it
+
+    assert watcher(a).tick() is not None  # a fetches b's commit and serves it
+    assert found(a, "zebraquux") == [SOP] and draft_status(b, draft) == "published"
+    [published] = b.audit(action="published")
+    assert published["details"]["by"] == "fetch" and published["details"]["recovered"] is True
+    assert published["actor"] == "bob" and published["details"]["revision"] == remote_log(replicas.remote)[0]
+
+    assert Workflow(b.settings).recover() == "rolled-forward"  # b comes back: nothing is recorded twice
+    assert len(b.audit(action="published")) == 1 and len(b.audit(action="draft_approved")) == 1
+
+
+@pytest.mark.parametrize(("step", "outcome"), [("committed", "in_review"), ("pushed", "published")])
+def test_a_replica_killed_mid_publish_starts_again_following_the_remote(replicas, step, outcome):
+    b, remote = replicas.b, replicas.remote
+    draft = in_review(b, text("zebraquux"))
+    crash_while_publishing(b, remote, draft, step)
+    assert Workflow(b.settings).publisher.follow() == remote_log(remote)[0]  # `kb serve` starting again
+    assert head(b) == remote_log(remote)[0] and git(b.repo, "status", "--porcelain") == ""
+    assert not (b.data / JOURNAL).exists() and draft_status(b, draft) == outcome
+    assert len(remote_log(remote)) == (2 if step == "pushed" else 1)
 
 
 # -- credentials and bad settings -------------------------------------------------------------------------------
