@@ -180,16 +180,17 @@ def enqueue_quietly(db: Connection, events: list[tuple[str, str, str]], base_url
     """
     added = 0
     try:
-        db.execute("SAVEPOINT webhook_events")
-        try:
-            for event, sop_id, revision in events:
-                added += enqueue(db, event, sop_id, revision, base_url)
-        except Exception:
-            db.execute("ROLLBACK TO webhook_events")
-            added = 0
-            raise
-        finally:
-            db.execute("RELEASE webhook_events")
+        with transaction(db):  # the caller's, or one of its own (PostgreSQL has no savepoint outside one)
+            db.execute("SAVEPOINT webhook_events")
+            try:
+                for event, sop_id, revision in events:
+                    added += enqueue(db, event, sop_id, revision, base_url)
+            except Exception:
+                db.execute("ROLLBACK TO webhook_events")
+                added = 0
+                raise
+            finally:
+                db.execute("RELEASE webhook_events")
     except Exception:  # noqa: BLE001 - a webhook must never fail a publish
         log.exception("enqueueing webhook events %s failed; the publish goes on without them", events)
         return 0

@@ -523,12 +523,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def redis_server(tmp_path_factory):
-    """Debian's redis-server on a free loopback port, in a temporary folder, with no persistence; yields its URL."""
+@contextmanager
+def running_redis(folder: Path):
+    """Debian's redis-server on a free loopback port, its files in folder, with no persistence; yields its URL."""
     if not REDIS_SERVER.exists():
         pytest.skip("Debian's redis-server is not installed (./scripts/test installs it)")
-    folder = tmp_path_factory.mktemp("redis")
     port = free_port()
     args = [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
     args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(folder / "redis.log")]
@@ -555,6 +554,13 @@ def redis_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory):
+    """A redis-server for one test (running_redis); yields its URL."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 # == a shared database (issue 14, item 1): a real PostgreSQL from Debian's packages =============================

@@ -808,3 +808,20 @@ def test_the_cli_refuses_a_loopback_url_without_the_setting(kb):
     assert "url: 127.0.0.1 is a loopback address (KB_WEBHOOK_ALLOW_PRIVATE=on allows it)" in refused.output
     assert rows(kb, "SELECT * FROM webhooks") == []
     assert cli(kb, "webhooks", "add", PUBLIC, "--event", "sop.deleted").exit_code == 2
+
+
+def test_events_of_fetched_commits_are_enqueued_outside_a_transaction_on_either_engine(database_url, tmp_path):
+    """The watcher enqueues the events of commits another replica pushed with no transaction open: PostgreSQL
+    refuses a SAVEPOINT outside one, so enqueue_quietly opens its own (it lost every such event there)."""
+    from tests.conftest import bind_database
+
+    db = store.connect(bind_database(tmp_path, database_url))
+    try:
+        webhooks.register(db, "http://127.0.0.1:9/kb", ["sop.published"], "ada", True)  # loopback: allowed here
+        assert not db.in_transaction
+        events = [("sop.published", "pay-duplicate-charge", "a" * 40)]
+        assert webhooks.enqueue_quietly(db, events) == 1
+        assert webhooks.enqueue_quietly(db, events) == 0  # the same event id again: each hook gets it once
+        assert [d["sop_id"] for d in webhooks.deliveries(db)] == ["pay-duplicate-charge"]
+    finally:
+        db.close()
