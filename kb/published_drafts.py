@@ -3,8 +3,9 @@
 A publish marks its draft published after its commit has reached the content remote and the index has
 switched (kb.publishing). A replica that dies between its push and that mark leaves the revision served
 by every replica (each fetches the remote) while the shared database still shows the draft in review. So
-the replica that fetches a commit kb made elsewhere reads the draft and the reviewer from its message
-(``Draft N for <sop>.`` and ``Reviewed-by: <name> <...>``) and marks the draft published for it.
+at every fetch a replica reads the recent commits kb made (``Draft N for <sop>.`` and ``Reviewed-by: <name>
+<...>`` in the message); a draft such a commit names that is still in review GRACE_S seconds after the
+commit is marked published for the replica that made it.
 
 The mark is a compare-and-set (in review -> published): the audit rows (``draft_approved`` and
 ``published``) and the webhook event are written by the one that flips it, and never twice. A draft that
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 
 _DRAFT_LINE = re.compile(r"^Draft (\d{1,18}) for ([a-z0-9-]{1,200})\.$", re.MULTILINE)
 _REVIEWER_LINE = re.compile(r"^Reviewed-by: (\S{1,200}) <", re.MULTILINE)
-RECENT_COMMITS = 50  # kb commits a starting replica checks for drafts left in review by a replica that died
+RECENT_COMMITS = 50  # kb commits each fetch checks for drafts left in review by a replica that died
+WINDOW_S = 3600  # ... made within the last hour
+GRACE_S = 15  # ... and at least this long ago: the publishing replica records its own publish in about a second
 
 
 def event_of(markdown: str) -> str:
@@ -58,42 +62,51 @@ def mark(db, draft_id: int, approver: str, revision: str, client: str | None, pu
     return True
 
 
-def published_by_kb(content: Path, span: str, committer: str) -> list[tuple[str, int, str, str]]:
-    """(commit, draft id, sop id, reviewer) of each commit kb made (committer: kb's address) in a git revision
-    range, oldest first."""
-    out = repository.run_git(content, "log", "--reverse", "--format=%H%x00%ce%x00%B%x01", span, check=False)
+def published_by_kb(content: Path, committer: str, now: float) -> list[tuple[str, int, str, str]]:
+    """(commit, draft id, sop id, reviewer) of the recent commits kb made (committer: kb's address): among the
+    last RECENT_COMMITS, made from WINDOW_S to GRACE_S seconds before now, oldest first."""
+    out = repository.run_git(
+        content,
+        "log",
+        f"-{RECENT_COMMITS}",
+        f"--since=@{int(now - WINDOW_S)}",
+        "--format=%H%x00%ce%x00%ct%x00%B%x01",
+        check=False,
+    )
     found = []
     for entry in (out or "").split("\x01"):
-        commit, _, rest = entry.strip().partition("\x00")
-        by, _, body = rest.partition("\x00")
-        drafts, reviewers = _DRAFT_LINE.findall(body), _REVIEWER_LINE.findall(body)
-        if commit and by == committer and drafts and reviewers:
+        fields = entry.strip().split("\x00", 3)
+        if len(fields) != 4 or fields[1] != committer or not fields[2].isdigit() or int(fields[2]) > now - GRACE_S:
+            continue
+        drafts, reviewers = _DRAFT_LINE.findall(fields[3]), _REVIEWER_LINE.findall(fields[3])
+        if drafts and reviewers:
             draft, sop_id = drafts[-1]  # the line kb writes comes after the summary
-            found.append((commit, int(draft), sop_id, reviewers[-1]))
-    return found
+            found.append((fields[0], int(draft), sop_id, reviewers[-1]))
+    return found[::-1]
 
 
-def adopt(content: Path, data: Path, span: str, public_url: str, committer: str) -> list[int]:
-    """Mark published the drafts that kb commits (by committer) in span (fetched from the remote) published and that are still
-    in review; return their ids. A database failure is logged, not raised: the fetch stands, and the next
-    replica to start checks the recent commits again."""
+def adopt(content: Path, data: Path, public_url: str, committer: str, now: float | None = None) -> list[int]:
+    """Mark published the drafts that recent kb commits (published_by_kb) name and that are still in review;
+    return their ids. A database failure is logged, not raised: the next tick tries again."""
     adopted = []
     try:
-        commits = published_by_kb(content, span, committer)
+        commits = published_by_kb(content, committer, time.time() if now is None else now)
         if not commits:
             return []
         with closing(store.connect(data)) as db:
+            ids = [draft for _, draft, _, _ in commits]
+            waiting = db.execute(
+                "SELECT id, sop_id FROM drafts WHERE status = 'in_review' AND id BETWEEN ? AND ?", (min(ids), max(ids))
+            )
+            waiting = {row["id"]: row["sop_id"] for row in waiting.fetchall()}
             for commit, draft, sop_id, reviewer in commits:
+                if waiting.get(draft) != sop_id:
+                    continue
                 with store.transaction(db, lock=f"publish-finish:{draft}"):
-                    row = db.execute("SELECT sop_id, status FROM drafts WHERE id = ?", (draft,)).fetchone()
-                    if row is None or row["sop_id"] != sop_id or row["status"] == "published":
-                        continue
                     if mark(db, draft, reviewer, commit, None, public_url, recovered=True, by="fetch"):
                         adopted.append(draft)
-                    else:
-                        log.warning("draft %s is %s, but commit %s published it", draft, row["status"], commit[:12])
     except KbError as error:
-        log.error("drafts published by other replicas in %s were not marked: %s", span, error.message)
+        log.error("drafts published by other replicas were not marked; retrying next tick: %s", error.message)
     for draft in adopted:
         log.warning("draft %s was published by a replica that stopped before recording it: marked now", draft)
     return adopted

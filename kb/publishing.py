@@ -189,7 +189,12 @@ class Publisher:
             raise StorageError(f"the publish journal {JOURNAL} cannot be read: {error}") from error
         with closing(store.connect(self.data)) as db:
             row = db.execute("SELECT status FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
-        if row is None or row["status"] == "published":  # died after recording, before removing the journal
+        if row is None or row["status"] == "published":  # died after recording, or another replica published it
+            ours = self._published_commit(journal) if self.remote is not None else None
+            if ours is not None and not self._pushed(ours):  # ...and our commit never left: drop it
+                self.remote.reset()
+                self.journal_path.unlink(missing_ok=True)
+                return "rolled-back"
             self.journal_path.unlink(missing_ok=True)
             return "rolled-forward"
         ours = self._published_commit(journal)
@@ -219,9 +224,7 @@ class Publisher:
         with self.lock():
             self.recover()  # a publish this replica left half done: undone or finished before the clone moves on
             head = self.remote.follow()
-            published_drafts.adopt(
-                self.content, self.data, f"-{published_drafts.RECENT_COMMITS}", self.public_url, KB_COMMITTER
-            )
+            published_drafts.adopt(self.content, self.data, self.public_url, KB_COMMITTER)
             return head
 
     def sync(self) -> tuple[str | None, str] | None:
@@ -238,10 +241,9 @@ class Publisher:
             outcome = self.recover()
             if outcome:
                 log.warning("an interrupted publish was %s", outcome)
-            before, after = self.remote.sync()
-            if before and before != after:  # another replica's publishes: mark any draft it could not
-                published_drafts.adopt(self.content, self.data, f"{before}..{after}", self.public_url, KB_COMMITTER)
-            return before, after
+            moved = self.remote.sync()
+            published_drafts.adopt(self.content, self.data, self.public_url, KB_COMMITTER)  # a dead replica's
+            return moved
 
     def recover_if_idle(self) -> str | None:
         """recover(), unless a publish is running now (its lock is held): for the watcher."""

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from kb import store, webhooks
+from kb import published_drafts, store, webhooks
 from kb.cli import main as cli
 from kb.config import load_settings
 from kb.errors import ConfigError
@@ -301,8 +301,11 @@ def crash_while_publishing(instance: Authoring, remote, draft: int, step: str) -
     assert done.returncode == 75
 
 
-def test_a_replica_that_dies_after_its_push_has_its_draft_marked_published_by_the_replica_that_fetches(replicas):
+def test_a_replica_that_dies_after_its_push_has_its_draft_marked_published_by_the_replica_that_fetches(
+    replicas, monkeypatch
+):
     a, b = replicas.a, replicas.b
+    monkeypatch.setattr(published_drafts, "GRACE_S", 0)  # no wait for the publisher to record its own publish
     bind_database(a.data, f"sqlite:///{b.data / store.DB_NAME}")  # one database for both, as replicas share one
     draft = in_review(b, text("zebraquux"))
     crash_while_publishing(b, replicas.remote, draft, "pushed")
