@@ -283,10 +283,12 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None, worker
     from kb import store
     from kb.errors import IndexError_, IndexNotBuiltError
     from kb.indexing.builder import current_generation
+    from kb.web.limits import check_storage
 
     settings = _settings(ctx)
     try:
         store.check(settings["DATA_DIR"])  # a shared database that cannot be reached: stop, naming KB_DATABASE_URL
+        check_storage(settings)  # so is a Redis for the rate limits (KB_RATE_LIMIT_STORAGE)
     except KbError as error:
         raise click.ClickException(redact(error.message)) from None
     _follow_remote(settings)

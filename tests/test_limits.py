@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.cli import main
 from kb.config import load_settings
 from kb.errors import ConfigError
 from tests.conftest import free_port
@@ -352,3 +353,16 @@ def test_behind_a_proxy_the_audit_log_records_the_forwarded_client(limited, auth
     client = limited(PROXY_HOPS=1)(A)
     client.post("/api/v1/drafts", json={}, headers={"X-Forwarded-For": "203.0.113.44"})
     assert authoring.audit(action="unauthenticated_write")[0]["client"] == "203.0.113.44"
+
+
+def test_kb_serve_stops_at_start_when_the_redis_of_the_limits_cannot_be_reached(runner, redis_server):
+    """Start-up never serves with half its state: an unreachable KB_RATE_LIMIT_STORAGE stops `kb serve`, named,
+    without its password; a reachable one passes the check (once serving, an outage falls back to memory)."""
+    from kb.web.limits import check_storage
+
+    check_storage(load_settings(environ={"KB_RATE_LIMIT_STORAGE": redis_server}))  # answers PING: no error
+    uri = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    result = runner.invoke(main, ["serve", "--port", str(free_port())], env={"KB_RATE_LIMIT_STORAGE": uri})
+    assert result.exit_code == 1
+    assert "KB_RATE_LIMIT_STORAGE: cannot reach redis://***@127.0.0.1" in result.output
+    assert "hunter2" not in result.output and "Listening" not in result.output

@@ -38,9 +38,11 @@ import time
 from flask import Flask, current_app, g, render_template, request, session
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from limits import parse
+from limits.storage import storage_from_string
 
 from kb import accounts
-from kb.errors import InputError, RateLimitedError
+from kb.errors import ConfigError, InputError, RateLimitedError
+from kb.redaction import mask_credentials
 from kb.web.errors import json_error, wants_json
 from kb.web.paths import is_page_search, takes_key
 
@@ -205,6 +207,29 @@ def init_app(app: Flask) -> Limiter:
     app.register_error_handler(RateLimitExceeded, _exceeded)
     app.register_error_handler(RateLimitedError, too_many)
     return limiter
+
+
+def check_storage(settings: dict) -> None:
+    """At start-up: a Redis KB_RATE_LIMIT_STORAGE that does not answer stops kb, naming the setting (once serving,
+    an outage falls back to per-process counts instead, see the module docstring).
+
+    Raises:
+        ConfigError: Redis does not answer PING within REDIS_TIMEOUT; the address is shown without credentials.
+    """
+    uri = settings["RATE_LIMIT_STORAGE"]
+    if not uri.startswith("redis"):
+        return
+    reason = "it does not answer"
+    try:
+        storage = storage_from_string(uri, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
+        if storage.check():
+            return
+    except Exception as error:  # noqa: BLE001 - whatever the client raises, the answer is "cannot reach"
+        reason = str(error) or type(error).__name__
+    raise ConfigError(
+        f"setting KB_RATE_LIMIT_STORAGE: cannot reach {mask_credentials(uri)}: {mask_credentials(reason)[:300]} "
+        "(start Redis, or use memory:// for one machine)"
+    )
 
 
 def _limiter() -> Limiter:
