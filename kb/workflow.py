@@ -223,10 +223,13 @@ class Workflow:
         base = draft.base_revision if base_revision is ... else base_revision
         warnings = self._validate(draft.sop_id, markdown, summary, base)
         with self.db() as db, db:
-            db.execute(
-                "UPDATE drafts SET markdown = ?, summary = ?, base_revision = ?, updated = ? WHERE id = ?",
+            changed = db.execute(
+                "UPDATE drafts SET markdown = ?, summary = ?, base_revision = ?, updated = ? "
+                "WHERE id = ? AND status = 'draft'",
                 (markdown, redact(summary.strip()), base, store.now(), draft.id),
-            )
+            ).rowcount
+            if changed != 1:
+                raise self._changed(db, draft)
             audit.record(
                 db,
                 "draft_edited",
@@ -250,11 +253,12 @@ class Workflow:
         """Send a draft in review back to its author with a comment."""
         _require(user, "approver")
         check_comment(comment)
-        draft = self.get(draft_id)
-        self._move(draft, "in_review", "draft")
-        return self._set(
-            draft, user, "draft_returned", client, status="draft", comment=redact(comment.strip()), reviewer=user.name
-        )
+        # Under the publish locks, like approve: a return never lands while another replica publishes this draft.
+        with self.db() as held, store.exclusive(held, "kb.workflow.publish"), self.publisher.lock():
+            draft = self.get(draft_id)
+            self._move(draft, "in_review", "draft")
+            comment = redact(comment.strip())
+            return self._set(draft, user, "draft_returned", client, status="draft", comment=comment, reviewer=user.name)
 
     def restore(self, user: User, sop_id: str, revision: object, client: str | None = None) -> Draft:
         """A new draft whose text is an old revision of an SOP; it goes through review like any other."""
@@ -353,13 +357,23 @@ class Workflow:
                 f"draft {draft.id} is {draft.status}; it must be {expected} to become {target}", {"field": "status"}
             )
 
+    @staticmethod
+    def _changed(db, draft: Draft) -> ConflictError:
+        """The error for a draft whose status another request (or replica) changed since it was read."""
+        row = db.execute("SELECT status FROM drafts WHERE id = ?", (draft.id,)).fetchone()
+        now = row["status"] if row else "gone"
+        return ConflictError(f"draft {draft.id} changed meanwhile: it is {now} now", {"field": "status"})
+
     def _set(self, draft: Draft, user: User, action: str, client: str | None, **changes) -> Draft:
+        """Change a draft's columns if its status is still the one read (compare-and-set), and audit it."""
         columns = ", ".join(f"{key} = ?" for key in changes)
         with self.db() as db, db:
-            db.execute(
-                f"UPDATE drafts SET {columns}, updated = ? WHERE id = ?",  # noqa: S608 - fixed column names
-                (*changes.values(), store.now(), draft.id),
-            )
+            changed = db.execute(
+                f"UPDATE drafts SET {columns}, updated = ? WHERE id = ? AND status = ?",  # noqa: S608 - fixed names
+                (*changes.values(), store.now(), draft.id, draft.status),
+            ).rowcount
+            if changed != 1:
+                raise self._changed(db, draft)
             audit.record(
                 db, action, actor=user.name, target=f"sop:{draft.sop_id}", client=client, details={"draft": draft.id}
             )

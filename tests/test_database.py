@@ -329,3 +329,56 @@ def test_while_the_database_is_down_writes_answer_503_and_searches_keep_working(
         assert search.status_code == 200 and search.get_json()["results"]
     with pytest.raises(StorageError):
         store.connect(data)
+
+
+def test_a_return_on_one_replica_waits_for_a_publish_of_the_same_draft_on_the_other(
+    postgres_server, sop_repo, data_dir, tmp_path
+):
+    """Return takes approve's locks: it waits for the publish under way on another replica, then finds the draft
+    published (409) instead of landing mid-publish and leaving a served revision whose draft says "returned"."""
+    import threading
+
+    from kb import accounts
+    from kb.errors import ConflictError
+    from kb.indexing.builder import build_index
+    from kb.workflow import Workflow
+    from tests.conftest import Authoring, full_sop
+
+    url = postgres_server()
+    sops = sop_repo / "sops"
+    build_index(sops, data_dir)
+    kb = Authoring(sop_repo, data_dir, load_settings({"CONTENT_DIR": sops, "DATA_DIR": data_dir, "DATABASE_URL": url}))
+    sop_id = "pay-duplicate-charge"
+    text = full_sop(sop_id, "Duplicate charges", "Two charges for one purchase are refunded within five days.")
+    body = {"sop_id": sop_id, "markdown": text, "summary": "Five days", "base_revision": kb.revision(sop_id)}
+    draft = kb.call("POST", "/api/v1/drafts", "ann", json=body).get_json()["id"]
+    assert kb.call("POST", f"/api/v1/drafts/{draft}/submit", "ann").status_code == 200
+    other = tmp_path / "replica-2"
+    copy_data(data_dir, other)
+    here = Workflow(kb.settings)
+    there = Workflow(load_settings({"CONTENT_DIR": sops, "DATA_DIR": other, "DATABASE_URL": url}))
+    with here.db() as db:
+        bob, bea = accounts.get_user(db, "bob"), accounts.get_user(db, "bea")
+    returned: dict = {}
+
+    def give_back() -> None:
+        try:
+            returned["draft"] = there.return_(bea, draft, "Please cite the card network rule.")
+        except ConflictError as error:
+            returned["error"] = error.message
+
+    reindex, waiting = here.publisher.reindex, threading.Thread(target=give_back)
+
+    def reindex_while_another_returns():
+        waiting.start()
+        waiting.join(timeout=1.0)
+        returned["waited"] = waiting.is_alive()  # still blocked on the publish lock while this publish runs
+        return reindex()
+
+    here.publisher.reindex = reindex_while_another_returns
+    revision = here.approve(bob, draft)
+    waiting.join(timeout=60)
+    assert returned["waited"] is True and "draft" not in returned
+    assert f"draft {draft} is published" in returned["error"]
+    assert kb.call("GET", f"/api/v1/drafts/{draft}", "bob").get_json()["status"] == "published"
+    assert kb.revision(sop_id) == revision and kb.audit(action="draft_returned") == []
