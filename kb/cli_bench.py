@@ -16,6 +16,7 @@ from kb.files import atomic_write
 from kb.loadtest import check_target
 
 MAX_CLIENTS = 256
+MAX_PORTS = 16
 PROGRESS_EVERY_S = 30.0  # how often a progress line is written when stderr is not a terminal
 BOTH = ("whoosh", "tantivy")
 _COLUMNS = (
@@ -43,6 +44,25 @@ def _clients(ctx: click.Context, param: click.Parameter, value: str) -> tuple[in
     return counts
 
 
+def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    parts = [part.strip() for part in value.split(",")]
+    try:
+        ports = [int(part) for part in parts]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of port numbers such as 8001,8002") from None
+    if not 1 <= len(ports) <= MAX_PORTS:
+        raise click.BadParameter(f"give 1 to {MAX_PORTS} ports, such as 8001,8002")
+    wrong = [str(port) for port in ports if not 1 <= port <= 65535]
+    if wrong:
+        raise click.BadParameter(f"{', '.join(wrong)}: a port is a number from 1 to 65535")
+    twice = sorted({port for port in ports if ports.count(port) > 1})
+    if twice:
+        raise click.BadParameter(f"{', '.join(map(str, twice))} given twice: each port is one running server")
+    return tuple(ports)
+
+
 def _only(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     chosen = {part.strip() for part in value.split(",") if part.strip()}
     unknown = sorted(chosen - set(MEASURES))
@@ -56,6 +76,23 @@ def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
         return check_target(value)
     except InputError as error:
         raise click.BadParameter(error.message) from None
+
+
+def _running_only(ctx: click.Context, only: tuple[str, ...], synthetic, engine) -> tuple[str, ...]:
+    """The measures of a run against --ports: http alone (refused when --only, --synthetic or --engine ask more)."""
+    explicit = ctx.get_parameter_source("only") not in (None, click.core.ParameterSource.DEFAULT)
+    if explicit and set(only) != {"http"}:
+        others = ",".join(m for m in only if m != "http")
+        raise click.UsageError(
+            f"--ports loads servers that are already running: only the http measure runs, but --only also names "
+            f"{others} (use --only http, or leave --only out)"
+        )
+    for name, value in (("--synthetic", synthetic), ("--engine", engine)):
+        if value is not None:
+            raise click.UsageError(
+                f"--ports loads servers that are already running: {name} cannot choose what they serve"
+            )
+    return ("http",)
 
 
 def progress_bar(label: str, total: int, already: int):
@@ -109,12 +146,20 @@ def _cell(value: object) -> str:
 def format_report(report: dict) -> str:
     """The report as text: the run's parameters, then one line per result (its other figures at the end)."""
     p = report["parameters"]
-    lines = [
-        f"kb bench {p['kb']}: {p['library']} library ({p['documents']} documents, {p['sections']} sections), "
-        f"engines {', '.join(p['engines'])}, {p['workers']} workers, clients {','.join(map(str, p['clients']))}, "
-        f"{p['duration_s']:g} s per run, k={p['k']}, {p['cpus']} CPUs, {p['created']}",
-        f"vectors {_cell(p.get('vectors'))} (HNSW from {_cell(p.get('hnsw_threshold'))} sections), "
-        f"built with {_cell(p.get('build_encoder'))}",
+    run = (
+        f"clients {','.join(map(str, p['clients']))}, {p['duration_s']:g} s per run, k={p['k']}, {p['cpus']} CPUs, "
+        f"{p['created']}"
+    )
+    if p.get("ports"):
+        lines = [f"kb bench {p['kb']}: {p['library']} on {p['target']} ports {_cell(p['ports'])}, {run}"]
+    else:
+        lines = [
+            f"kb bench {p['kb']}: {p['library']} library ({p['documents']} documents, {p['sections']} sections), "
+            f"engines {', '.join(p['engines'])}, {p['workers']} workers, {run}",
+            f"vectors {_cell(p.get('vectors'))} (HNSW from {_cell(p.get('hnsw_threshold'))} sections), "
+            f"built with {_cell(p.get('build_encoder'))}",
+        ]
+    lines += [
         f"{'measure':<10}{'engine':<8}{'clients':>7}  {'name':<64}{'n':>7}{'errors':>7}{'req/s':>8}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}  other",
     ]
@@ -149,6 +194,13 @@ def _stop(signum, frame) -> None:
 @click.option("--clients", default="1,2,16", show_default=True, callback=_clients, help="Concurrent HTTP clients.")
 @click.option("--only", default=",".join(MEASURES), show_default=True, callback=_only, help="Measures to run.")
 @click.option("--target", default="127.0.0.1", show_default=True, callback=_target, help="127.0.0.1 or localhost.")
+@click.option(
+    "--ports",
+    callback=_ports,
+    metavar="P1,P2",
+    help="Load kb servers already running on these loopback ports (client i sends to the i-th, around again): "
+    "the http measure only, no build, no server of the bench's own.",
+)
 @click.option("--scratch", type=click.Path(file_okay=False, path_type=Path), help="Work folder [KB_DATA_DIR/bench].")
 @click.option(
     "--queries",
@@ -160,7 +212,7 @@ def _stop(signum, frame) -> None:
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here."
 )
 @click.pass_context
-def bench_command(ctx, synthetic, engine, duration, clients, only, target, scratch, queries, json_path) -> None:
+def bench_command(ctx, synthetic, engine, duration, clients, only, target, ports, scratch, queries, json_path) -> None:
     """Measure kb's speed and print a report: search in process, HTTP against a real `kb serve`, cold start,
     index builds, publish to searchable and worker memory.
 
@@ -168,8 +220,14 @@ def bench_command(ctx, synthetic, engine, duration, clients, only, target, scrat
     folder, a git repository, reused when it holds that N). Every run is bounded in time; the server runs
     on loopback with rate limits off and is always stopped. Distinct queries are BANKING77 training
     messages, never sent twice to one server; the other modes run at 2 clients (or the fewest given).
+
+    With --ports, the HTTP load goes to kb servers already running on those loopback ports instead (for
+    example two replicas, then one of them alone, under the same load): client i of a run sends to the
+    i-th port, around again.
     """
     settings = ctx.obj["settings"]
+    if ports:
+        only = _running_only(ctx, only, synthetic, engine)
     options = BenchOptions(
         engines=BOTH if engine == "both" else (engine or settings["KEYWORD_ENGINE"],),
         scratch=(scratch or settings["DATA_DIR"] / "bench").resolve(),
@@ -179,6 +237,7 @@ def bench_command(ctx, synthetic, engine, duration, clients, only, target, scrat
         synthetic=synthetic,
         queries=queries or DEFAULT_QUERIES,
         host=target,
+        ports=ports,
     )
     say = lambda message: click.echo(message, err=True)  # noqa: E731
     try:

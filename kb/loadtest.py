@@ -5,7 +5,8 @@ it is given (its own session, so it is stopped as a whole, on an exception or
 Ctrl-C too, and it gets SIGTERM if the process that started it dies), times the
 start to its first answered search, and reads its workers' resident memory.
 :func:`run_load` sends GET requests from client processes, each with its own
-http.client connection and pre-encoded paths, for a fixed time; every answer
+http.client connection and pre-encoded paths, to one server or spread over
+several (client i to the i-th port, around again), for a fixed time; every answer
 but 200 is an error. Load never leaves the machine: :func:`check_target`
 refuses any host but 127.0.0.1 and localhost.
 """
@@ -281,16 +282,18 @@ def _client(host: str, port: int, paths: list[str], cycle: bool, duration: float
 
 def run_load(
     host: str,
-    port: int,
+    ports: Sequence[int],
     paths: Sequence[Sequence[str]],
     duration: float,
     cycle: bool = False,
     tick: Callable[[], None] | None = None,
 ) -> LoadResult:
-    """GET from len(paths) client processes, client i sending paths[i] in turn, for duration seconds.
+    """GET from len(paths) client processes, client i sending paths[i] in turn to ports[i % len(ports)], for
+    duration seconds.
 
     Args:
-        host, port: the server (loopback only: see check_target).
+        host: the servers' host (loopback only: see check_target).
+        ports: the servers' ports, one or more (each client sends to one of them, in turn).
         paths: one list of pre-encoded paths per client.
         duration: seconds each client sends requests for, counted from a common start.
         cycle: send a client's paths around again when they run out (else it stops early).
@@ -299,9 +302,12 @@ def run_load(
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of torch or ONNX forked
     start = context.Event()
     pipes, processes = [], []
+    if not ports:
+        raise ValueError("run_load needs at least one port")
     try:
-        for own in paths:
+        for i, own in enumerate(paths):
             parent, child = context.Pipe(duplex=False)
+            port = ports[i % len(ports)]
             process = context.Process(target=_client, args=(host, port, list(own), cycle, duration, start, child))
             process.daemon = True
             process.start()

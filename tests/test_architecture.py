@@ -93,6 +93,14 @@ LAYERS = [
             "kb.retrieval",
             "kb.conditions",
             "kb.administration",
+            "kb.benchmark",
+            "kb.bench_builds",
+            "kb.bench_http",
+            "kb.bench_publish",
+            "kb.bench_queries",
+            "kb.bench_record",
+            "kb.loadtest",
+            "kb.synthetic",
         },
     ),
     (
@@ -106,6 +114,7 @@ LAYERS = [
             "kb.cli_mcp",
             "kb.mcp_server",
             "kb.mcp_models",
+            "kb.cli_bench",
         },
     ),
 ]

@@ -1,5 +1,6 @@
 """kb bench: the synthetic library is deterministic and valid, load never leaves the machine, and a short real
-run against a real `kb serve` reports every figure with zero errors. Nothing here is timed."""
+run against a real `kb serve` reports every figure with zero errors, and so does one with --ports against two
+servers already running, both of which receive requests. Nothing here is timed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kb.benchmark import DEFAULT_QUERIES, make_encoder
+from kb.bench_builds import make_encoder
+from kb.bench_queries import DEFAULT_QUERIES, MODES
 from kb.cli import main
 from kb.cli_bench import progress_lines
 from kb.config import load_settings
@@ -17,7 +19,7 @@ from kb.indexing.chunking import chunk_document
 from kb.indexing.embeddings import OnnxEncoder
 from kb.library import load_library
 from kb.synthetic import SECTIONS_PER_DOCUMENT, generate, sample_texts
-from tests.conftest import SHIPPED_SOPS
+from tests.conftest import NO_LIMITS, SHIPPED_SOPS, serve_in_thread
 
 PARAMETERS = {"engine", "sections", "workers", "clients", "duration_s"}
 
@@ -85,6 +87,86 @@ def test_a_target_off_this_machine_is_refused(target):
     result = CliRunner().invoke(main, ["bench", "--target", target])
     assert result.exit_code == 2
     assert target in result.output and "never leaves the machine" in result.output
+
+
+@pytest.mark.parametrize(
+    ("ports", "problem"),
+    [
+        ("8001,8001", "8001 given twice"),
+        ("0", "from 1 to 65535"),
+        ("70000", "from 1 to 65535"),
+        ("8001,abc", "not a list of port numbers"),
+        ("", "not a list of port numbers"),
+        (",".join(str(8000 + i) for i in range(17)), "give 1 to 16 ports"),
+    ],
+)
+def test_bad_ports_are_refused_naming_the_option(ports, problem):
+    result = CliRunner().invoke(main, ["bench", "--ports", ports])
+    assert result.exit_code == 2, result.output
+    assert "--ports" in result.output and problem in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--only", "coldstart"], ["--only", "http,memory"], ["--synthetic", "100"], ["--engine", "whoosh"]],
+)
+def test_ports_run_the_http_measure_alone(args):
+    result = CliRunner().invoke(main, ["bench", "--ports", "8001,8002", *args])
+    assert result.exit_code == 2, result.output
+    assert "--ports" in result.output and args[0] in result.output
+
+
+def _counted_server(library) -> tuple[int, list[str], object]:
+    """The indexed shipped library served on a free loopback port (rate limits off), counting what it answers:
+    (port, the paths it answered, the server to shut down)."""
+    from kb.web import create_app
+
+    app = create_app({**library, **NO_LIMITS, "TESTING": True})
+    answered: list[str] = []
+
+    @app.after_request
+    def count(response):
+        answered.append(response.status_code)
+        return response
+
+    url, server = serve_in_thread(app)
+    return int(url.rsplit(":", 1)[1]), answered, server
+
+
+def test_ports_load_two_running_servers_and_report_every_http_run(runner, library, tmp_path):
+    if not DEFAULT_QUERIES.exists():
+        pytest.skip(f"BANKING77 not found at {DEFAULT_QUERIES}")
+    (first, first_answered, one), (second, second_answered, two) = _counted_server(library), _counted_server(library)
+    out = tmp_path / "report.json"
+    args = ["bench", "--ports", f"{first},{second}", "--only", "http", "--duration", "0.5", "--clients", "2"]
+    try:
+        result = runner.invoke(main, [*args, "--scratch", str(tmp_path / "scratch"), "--json", str(out)])
+    finally:
+        one.shutdown()
+        two.shutdown()
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    parameters = report["parameters"]
+    assert parameters["ports"] == [first, second] and parameters["target"] == "127.0.0.1"
+    assert parameters["library"] == "running servers" and parameters["workers"] is None
+    assert parameters["engines"] is None and parameters["sections"] is None and parameters["measures"] == ["http"]
+    rows = report["results"]
+    names = {(r["measure"], r["name"], r["clients"]) for r in rows}
+    expected = {("http", f"GET search {mode}, distinct", 2) for mode in MODES}
+    expected |= {("http", "GET search hybrid, repeated", 2), ("http", "GET /healthz", 2)}
+    expected.add(("http", "search hybrid p50 / healthz p50", 2))
+    assert names == expected
+    for row in rows:
+        assert row["engine"] is None and row["workers"] is None and row["duration_s"] == 0.5, row
+        if "requests" in row:
+            assert row["requests"] > 0 and row["errors"] == 0, row
+            assert None not in (row["p50_ms"], row["p95_ms"], row["p99_ms"], row["requests_per_s"]), row
+    assert next(r for r in rows if r["name"] == "search hybrid p50 / healthz p50")["ratio"] > 0
+    assert first_answered and second_answered  # client 0 loaded the first server, client 1 the second
+    assert set(first_answered) == set(second_answered) == {200}
+    sent = sum(r["requests"] for r in rows if "requests" in r)
+    assert len(first_answered) + len(second_answered) == sent  # every request reached one of the two
+    assert f"running servers on 127.0.0.1 ports {first},{second}" in result.output
 
 
 def test_a_short_real_run_reports_every_figure_without_errors(runner, tmp_path):
