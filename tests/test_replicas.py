@@ -10,6 +10,7 @@ words, keys and drafts. The last test kills and restarts replica a.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -382,4 +383,33 @@ def test_measure_publish_to_searchable_on_the_other_replica(cluster):
     print(
         f"\npublish-to-searchable on the other replica (two kb serve, KB_WATCH_INTERVAL=0.5, 10 publishes): "
         f"median {statistics.median(figures):.2f} s, min {min(figures):.2f} s, max {max(figures):.2f} s"
+    )
+
+
+def test_measure_http_throughput_of_two_replicas_against_one(cluster, tmp_path):
+    """`kb bench --ports` under the same load (4 clients, 2 s per run): replica a alone, then a and b."""
+    from kb.benchmark import DEFAULT_QUERIES
+
+    if not DEFAULT_QUERIES.exists():
+        pytest.skip(f"BANKING77 not found at {DEFAULT_QUERIES}")
+    kb = Path(sys.executable).parent / "kb"
+    reports = {}
+    for label, ports in (("one", [cluster.a.port]), ("two", [cluster.a.port, cluster.b.port])):
+        out = tmp_path / f"{label}.json"
+        args = ["bench", "--ports", ",".join(map(str, ports)), "--duration", "2", "--clients", "4", "--json", str(out)]
+        done = subprocess.run([str(kb), *args], env=cluster.a.env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        reports[label] = {r["name"]: r for r in json.loads(out.read_text())["results"] if "requests" in r}
+    for label, rows in reports.items():
+        assert all(row["errors"] == 0 and row["requests"] > 0 for row in rows.values()), (label, rows)
+    lines = []
+    for name in ("GET search hybrid, distinct", "GET search keyword, distinct", "GET search hybrid, repeated"):
+        one, two = reports["one"].get(name), reports["two"].get(name)
+        if one and two:
+            lines.append(
+                f"  {name} ({one['clients']} clients): {one['requests_per_s']} -> {two['requests_per_s']} req/s "
+                f"(x{two['requests_per_s'] / one['requests_per_s']:.2f}), p50 {one['p50_ms']} -> {two['p50_ms']} ms"
+            )
+    print(
+        "\nHTTP throughput, one replica -> two (kb bench --ports, 1 worker each, 2 cores shared):\n" + "\n".join(lines)
     )
