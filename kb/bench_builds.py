@@ -242,7 +242,7 @@ class Builds:
                 self.say(f"{engine}: {name}")
                 started = time.perf_counter()
                 report = self.build(engine, self.content, folder, full)
-                self.record.sections = report.sections
+                self.record.sections, self.documents = report.sections, report.documents
                 seconds = round(time.perf_counter() - started, 3)
                 figures = {"seconds": seconds, "documents": report.documents, "embedded": report.embedded}
                 if report.embedded:

@@ -27,6 +27,7 @@ from kb.loadtest import percentiles
 # Search, indexing and workflow are imported when a run starts (_import_measures): `kb` starts without them, and
 # so does every load client process (spawned, it imports the kb command's modules again).
 MEASURES = ("inprocess", "http", "coldstart", "build", "publish", "memory")
+SERVED = frozenset({"inprocess", "http", "coldstart", "publish", "memory"})  # measures over the ready index
 RUNNING = "running servers"  # the library and workers of a run against --ports: not the bench's to know
 
 
@@ -106,6 +107,8 @@ class Bench:
         for engine in options.engines:
             if "build" in only:
                 builds.builds(engine)
+            if not only & SERVED:
+                continue  # builds alone: no index to serve is made
             data = builds.ready(engine)
             if "inprocess" in only:
                 self._inprocess(engine, data)
