@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import statistics
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from contextlib import closing
 from types import SimpleNamespace
 
@@ -421,38 +419,3 @@ def test_start_up_clones_into_an_empty_folder_and_refuses_one_that_is_not_a_clon
         with pytest.raises(ConfigError) as refused:
             follow(folder)
         assert "KB_CONTENT_REMOTE" in refused.value.message and reason in refused.value.message
-
-
-# -- measure ----------------------------------------------------------------------------------------------------
-
-
-def test_measure_publish_to_searchable_on_the_other_replica(replicas):
-    """Median of 10 publishes on replica a until replica b's search serves the new text (KB_WATCH_INTERVAL=1)."""
-    a, b = replicas.a, replicas.b
-    ticking = watcher(b, interval=1.0)
-    ticking.start()
-    searcher = Searcher(b.settings)
-    figures, publishes = [], []
-    try:
-        for i in range(10):
-            word = "vexil" + "abcdefghij"[i] * 3 + "um"
-            draft = in_review(a, text(word))
-            started = time.monotonic()
-            assert approve(a, draft).status_code == 200
-            published = time.monotonic()
-            while time.monotonic() - published < 30:
-                if [hit.sop_id for hit in searcher.search(word, 3, "keyword").hits] == [SOP]:
-                    break
-                time.sleep(0.02)
-            else:
-                pytest.fail(f"replica b did not serve publish {i} within 30 s")
-            figures.append(time.monotonic() - published)
-            publishes.append(published - started)
-    finally:
-        ticking.stop()
-        ticking.join(timeout=30)
-    print(
-        f"\npublish-to-searchable on the other replica (KB_WATCH_INTERVAL=1, 10 publishes): median "
-        f"{statistics.median(figures):.2f} s, min {min(figures):.2f} s, max {max(figures):.2f} s; "
-        f"the publish itself (commit, push, reindex) median {statistics.median(publishes):.2f} s"
-    )

@@ -387,7 +387,7 @@ def test_measure_publish_to_searchable_on_the_other_replica(cluster):
 
 
 def test_measure_http_throughput_of_two_replicas_against_one(cluster, tmp_path):
-    """`kb bench --ports` under the same load (4 clients, 2 s per run): replica a alone, then a and b."""
+    """`kb bench --ports` under the same load (4 clients, 1 s per run): replica a alone, then a and b."""
     from kb.benchmark import DEFAULT_QUERIES
 
     if not DEFAULT_QUERIES.exists():
@@ -396,7 +396,7 @@ def test_measure_http_throughput_of_two_replicas_against_one(cluster, tmp_path):
     reports = {}
     for label, ports in (("one", [cluster.a.port]), ("two", [cluster.a.port, cluster.b.port])):
         out = tmp_path / f"{label}.json"
-        args = ["bench", "--ports", ",".join(map(str, ports)), "--duration", "2", "--clients", "4", "--json", str(out)]
+        args = ["bench", "--ports", ",".join(map(str, ports)), "--duration", "1", "--clients", "4", "--json", str(out)]
         done = subprocess.run([str(kb), *args], env=cluster.a.env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         reports[label] = {r["name"]: r for r in json.loads(out.read_text())["results"] if "requests" in r}
