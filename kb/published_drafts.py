@@ -7,7 +7,8 @@ at every fetch a replica reads the recent commits kb made (``Draft N for <sop>.`
 <...>`` in the message); a draft such a commit names that is still in review GRACE_S seconds after the
 commit is marked published for the replica that made it.
 
-The mark is a compare-and-set (in review -> published): the audit rows (``draft_approved`` and
+Only a commit that wrote the draft's own text counts (someone with push access to the remote could copy the
+message). The mark is a compare-and-set (in review -> published): the audit rows (``draft_approved`` and
 ``published``) and the webhook event are written by the one that flips it, and never twice. A draft that
 was returned to its author meanwhile is left as it is (the revision still serves; the log says so).
 """
@@ -85,6 +86,13 @@ def published_by_kb(content: Path, committer: str, now: float) -> list[tuple[str
     return found[::-1]
 
 
+def _commits_text(content: Path, commit: str, markdown: str) -> bool:
+    """Whether commit wrote markdown into one of the files it changed: the draft's own text, so that a commit
+    pushed from outside that only copies kb's message never marks a draft published."""
+    changed = repository.run_git(content, "diff-tree", "-r", "--no-commit-id", "--name-only", "--relative", commit)
+    return any(repository.show(content, path, commit) == markdown for path in changed.splitlines()[:20] if path)
+
+
 def adopt(content: Path, data: Path, public_url: str, committer: str, now: float | None = None) -> list[int]:
     """Mark published the drafts that recent kb commits (published_by_kb) name and that are still in review;
     return their ids. A database failure is logged, not raised: the next tick tries again."""
@@ -96,11 +104,12 @@ def adopt(content: Path, data: Path, public_url: str, committer: str, now: float
         with closing(store.connect(data)) as db:
             ids = [draft for _, draft, _, _ in commits]
             waiting = db.execute(
-                "SELECT id, sop_id FROM drafts WHERE status = 'in_review' AND id BETWEEN ? AND ?", (min(ids), max(ids))
+                "SELECT id, sop_id, markdown FROM drafts WHERE status = 'in_review' AND id BETWEEN ? AND ?",
+                (min(ids), max(ids)),
             )
-            waiting = {row["id"]: row["sop_id"] for row in waiting.fetchall()}
+            waiting = {row["id"]: (row["sop_id"], row["markdown"]) for row in waiting.fetchall()}
             for commit, draft, sop_id, reviewer in commits:
-                if waiting.get(draft) != sop_id:
+                if waiting.get(draft, ("",))[0] != sop_id or not _commits_text(content, commit, waiting[draft][1]):
                     continue
                 with store.transaction(db, lock=f"publish-finish:{draft}"):
                     if mark(db, draft, reviewer, commit, None, public_url, recovered=True, by="fetch"):

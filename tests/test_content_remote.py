@@ -319,6 +319,24 @@ def test_a_replica_that_dies_after_its_push_has_its_draft_marked_published_by_th
     assert len(b.audit(action="published")) == 1 and len(b.audit(action="draft_approved")) == 1
 
 
+def test_a_pushed_commit_that_copies_kbs_message_marks_no_draft_published(replicas, monkeypatch, tmp_path):
+    a, b = replicas.a, replicas.b
+    monkeypatch.setattr(published_drafts, "GRACE_S", 0)
+    bind_database(a.data, f"sqlite:///{b.data / store.DB_NAME}")
+    draft = in_review(b, text("zebraquux"))
+    outside = tmp_path / "outside"
+    git(tmp_path, "clone", "-q", str(replicas.remote), str(outside))
+    (outside / "sops" / "all" / f"{SOP}.md").write_text(text("forgedword"))  # not the draft's text
+    git(outside, "add", "-A")
+    message = f"Edit\n\nDraft {draft} for {SOP}.\n\nReviewed-by: bob <bob@kb.invalid>\n"
+    forged = {**os.environ, "GIT_COMMITTER_NAME": "kb", "GIT_COMMITTER_EMAIL": "kb@kb.invalid"}
+    subprocess.run(["git", "-C", str(outside), "commit", "-q", "-m", message], env=forged, check=True)
+    git(outside, "push", "-q", "origin", "HEAD:main")
+
+    assert watcher(a).tick() is not None and found(a, "forgedword") == [SOP]  # served, as any pushed commit
+    assert draft_status(b, draft) == "in_review" and b.audit(action="published") == []
+
+
 @pytest.mark.parametrize(("step", "outcome"), [("committed", "in_review"), ("pushed", "published")])
 def test_a_replica_killed_mid_publish_starts_again_following_the_remote(replicas, step, outcome):
     b, remote = replicas.b, replicas.remote
