@@ -69,7 +69,7 @@ def _publish_runs(builds: Builds, engine: str, settings: dict) -> None:
         lines = path.read_text(encoding="utf-8").split("\n")
         at = next(i for i, line in enumerate(lines) if line.startswith("## ")) + 1
         text = "\n".join(lines[:at] + ["", f"Bench run {len(approve)}: {word} marks this revision."] + lines[at:])
-        draft, _ = workflow.create(author, sop_id, text, workflow.current_revision(sop_id), f"Bench {word}")
+        draft, _ = workflow.create(author, sop_id, text, workflow.checks.current_revision(sop_id), f"Bench {word}")
         workflow.submit(author, draft.id)
         started = time.perf_counter()
         revision = workflow.approve(approver, draft.id)

@@ -27,7 +27,6 @@ before it is stored: a commit message never holds a card number.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,15 +35,13 @@ from kb import audit, repository, store
 from kb.accounts import User, has_role
 from kb.database import Connection
 from kb.diffing import line_diff
-from kb.documents import split_front_matter
-from kb.drafts import COMMIT, STATUSES, Draft, check_comment, check_fields
+from kb.draft_checks import DraftChecks
+from kb.drafts import COMMIT, STATUSES, Draft, check_comment
 from kb.errors import ConflictError, DocumentError, ForbiddenError, InputError, NotFoundError, Problem, RemoteMovedError
-from kb.library import Library, load_library
-from kb.lint import check_text
+from kb.library import load_library
 from kb.publishing import Publisher
 from kb.redaction import redact
 from kb.remote import remote_of
-from kb.values import load_values
 
 
 class Workflow:
@@ -56,6 +53,7 @@ class Workflow:
         self.content: Path = settings["CONTENT_DIR"]
         self.data: Path = settings["DATA_DIR"]
         self._encoder = encoder
+        self.checks = DraftChecks(self.content)
         self.publisher = Publisher(
             self.content, self.data, self.reindex, settings.get("PUBLIC_URL", ""), remote_of(settings)
         )
@@ -128,51 +126,6 @@ class Workflow:
         with self.db() as db:
             return [Draft(**dict(r)) for r in db.execute(sql + " ORDER BY updated DESC, id DESC", args)]
 
-    # -- checks --------------------------------------------------------------------
-    def path_of(self, sop_id: str, markdown: str | None = None, library: Library | None = None) -> str:
-        """Where an SOP's file lives (relative to the content folder): its current path, else <line>/<id>.md."""
-        library = library or load_library(self.content)
-        if sop_id in library.documents:
-            return library.documents[sop_id].path
-        line = "all"
-        parts = split_front_matter(markdown or "")
-        if parts:
-            match = re.search(r"^business_line:\s*([a-z-]+)\s*$", parts[0], re.MULTILINE)
-            line = match.group(1) if match else line
-        return f"{line}/{sop_id}.md"
-
-    def values(self) -> dict:
-        """The library's shared values as published now."""
-        return load_values(self.content)[0]
-
-    def problems(self, sop_id: str, markdown: str, library: Library | None = None) -> list[Problem]:
-        """Every lint problem of markdown as the new text of sop_id."""
-        library = library or load_library(self.content)
-        return check_text(library, self.path_of(sop_id, markdown, library), markdown)
-
-    def current_revision(self, sop_id: str, library: Library | None = None) -> str | None:
-        """The commit that last changed the SOP's file, or None if it has never been published."""
-        path = self.path_of(sop_id, library=library)
-        if not (self.content / path).exists():
-            return None
-        history = repository.history(self.content, path, limit=1)
-        return history[0].commit if history else None
-
-    def _validate(self, sop_id: object, markdown: object, summary: object, base_revision: object) -> list[Problem]:
-        check_fields(sop_id, markdown, summary, base_revision)
-        library = load_library(self.content)
-        current = self.current_revision(sop_id, library)
-        if base_revision is None and current is not None:
-            raise ConflictError(
-                f"base_revision: {sop_id} exists (revision {current}); name the revision the draft starts from",
-                {"field": "base_revision", "current_revision": current},
-            )
-        problems = self.problems(sop_id, markdown, library)
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:
-            raise DocumentError(errors)
-        return problems
-
     # -- the lifecycle -------------------------------------------------------------
     def create(
         self,
@@ -191,7 +144,7 @@ class Workflow:
             InputError, DocumentError, ConflictError: bad fields, lint errors, or no base for an existing SOP.
         """
         _require(user, "author")
-        warnings = self._validate(sop_id, markdown, summary, base_revision)
+        warnings = self.checks.validate(sop_id, markdown, summary, base_revision)
         stamp = store.now()
         with self.db() as db, db:
             cursor = db.execute(
@@ -221,7 +174,7 @@ class Workflow:
         markdown = draft.markdown if markdown is None else markdown
         summary = draft.summary if summary is None else summary
         base = draft.base_revision if base_revision is ... else base_revision
-        warnings = self._validate(draft.sop_id, markdown, summary, base)
+        warnings = self.checks.validate(draft.sop_id, markdown, summary, base)
         with self.db() as db, db:
             changed = db.execute(
                 "UPDATE drafts SET markdown = ?, summary = ?, base_revision = ?, updated = ? "
@@ -244,7 +197,7 @@ class Workflow:
         """Send a draft for review."""
         draft = self.editable(user, draft_id)
         self._move(draft, "draft", "in_review")
-        problems = [p for p in self.problems(draft.sop_id, draft.markdown) if p.severity == "error"]
+        problems = [p for p in self.checks.problems(draft.sop_id, draft.markdown) if p.severity == "error"]
         if problems:
             raise DocumentError(problems)
         return self._set(draft, user, "draft_submitted", client, status="in_review", comment=None)
@@ -265,13 +218,13 @@ class Workflow:
         _require(user, "author")
         if not isinstance(revision, str) or not COMMIT.match(revision):
             raise InputError("revision: must be a 40-character commit id", {"field": "revision"})
-        path = self.path_of(sop_id)
+        path = self.checks.path_of(sop_id)
         text = repository.show(self.content, path, revision)
         if text is None:
             raise NotFoundError(f"{sop_id} has no revision {revision}", {"field": "revision"})
         summary = f"Restore revision {revision[:10]}"
         draft, _ = self.create(
-            user, sop_id, text, self.current_revision(sop_id), summary, client, restored_from=revision
+            user, sop_id, text, self.checks.current_revision(sop_id), summary, client, restored_from=revision
         )
         return draft
 
@@ -308,8 +261,8 @@ class Workflow:
         """Check the draft against the library as it is now (status, base revision, lint), then publish it."""
         self._move(draft, "in_review", "published")
         library = load_library(self.content)
-        path = self.path_of(draft.sop_id, draft.markdown, library)
-        current = self.current_revision(draft.sop_id, library)
+        path = self.checks.path_of(draft.sop_id, draft.markdown, library)
+        current = self.checks.current_revision(draft.sop_id, library)
         if current != draft.base_revision:
             base = repository.show(self.content, path, draft.base_revision) if draft.base_revision else ""
             now = (self.content / path).read_text(encoding="utf-8")
@@ -322,7 +275,7 @@ class Workflow:
                     "diff": line_diff(base or "", now, f"base {draft.base_revision}", f"current {current}"),
                 },
             )
-        errors = [p for p in self.problems(draft.sop_id, draft.markdown, library) if p.severity == "error"]
+        errors = [p for p in self.checks.problems(draft.sop_id, draft.markdown, library) if p.severity == "error"]
         if errors:
             raise DocumentError(errors)
         return self.publisher.publish(draft, path, user.name, client)

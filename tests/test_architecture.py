@@ -87,6 +87,7 @@ LAYERS = [
             "kb.assist",
             "kb.workflow",
             "kb.publishing",
+            "kb.draft_checks",
             "kb.published_drafts",
             "kb.watch",
             "kb.webhook_delivery",

@@ -165,7 +165,7 @@ def create_draft(body: NewDraft):
 def get_draft(path: DraftPath):
     """One draft, with its lint problems against the library as it is now."""
     draft = workflow().readable(auth.require("author"), _draft_id(path.draft_id))
-    problems = workflow().problems(draft.sop_id, draft.markdown)
+    problems = workflow().checks.problems(draft.sop_id, draft.markdown)
     return jsonify({**draft.to_dict(), "problems": [p.to_dict() for p in problems]})
 
 

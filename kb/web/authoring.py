@@ -105,7 +105,7 @@ def _body_offset(text: str) -> int:
 def _render(sop_id: str, text: str) -> str:
     """A whole file's body as the published page shows it: shared values substituted, then rendered."""
     split = split_front_matter(text)
-    resolved, _ = resolve(split[1] if split else text, workflow().values(), sop_id)
+    resolved, _ = resolve(split[1] if split else text, workflow().checks.values(), sop_id)
     return markdown.render_html(resolved)
 
 
@@ -203,7 +203,7 @@ def preview():
     if len(text) > MAX_DOCUMENT_CHARS:
         raise TooLargeError(f"body: the document is longer than {MAX_DOCUMENT_CHARS:,} characters", {"field": "body"})
     sop_id = form.get("sop_id") or form.get("id", "").strip() or "new-sop"
-    problems = workflow().problems(sop_id, text)
+    problems = workflow().checks.problems(sop_id, text)
     offset = _body_offset(text)
     return jsonify(
         {
@@ -228,11 +228,11 @@ def draft_page(draft_id: int):
 
 
 def _draft_view(draft, error: str | None = None, conflict: dict | None = None, status: int = 200):
-    problems = workflow().problems(draft.sop_id, draft.markdown)
+    problems = workflow().checks.problems(draft.sop_id, draft.markdown)
     base_text = ""
     if draft.base_revision:
         try:
-            base_text = history().text(workflow().path_of(draft.sop_id), draft.base_revision)
+            base_text = history().text(workflow().checks.path_of(draft.sop_id), draft.base_revision)
         except KbError:
             base_text = ""
     return render_template(
