@@ -22,7 +22,7 @@ class Setting:
     name: str
     default: Any
     help: str
-    kind: str = "str"  # str | int | hops | float | path | choice | rate | storage | origins | url | hosts | remote | database
+    kind: str = "str"  # str int hops float path choice rate storage origins url hosts remote database
     choices: tuple[str, ...] = ()
 
 
