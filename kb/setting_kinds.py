@@ -65,18 +65,8 @@ def coerce(setting: Setting, value: Any) -> Any:
     if setting.kind in ("origins", "hosts") and isinstance(value, (list, tuple)):
         value = ",".join(map(str, value))  # already parsed (settings passed on to create_app)
     text = str(value)
-    if setting.kind == "rate":
-        return _rate(setting, text)
-    if setting.kind == "storage":
-        return _storage(setting, text)
-    if setting.kind == "origins":
-        return _origins(setting, text)
-    if setting.kind == "url":
-        return _url(setting, text)
-    if setting.kind == "hosts":
-        return _hosts(setting, text)
-    if setting.kind == "remote":
-        return _remote(setting, text)
+    if setting.kind in _TEXT_KINDS:
+        return _TEXT_KINDS[setting.kind](setting, text)
     if setting.kind == "database":
         database.parse_url(text)  # a ConfigError names the setting and the reason, the password masked
         return text.strip()
@@ -202,3 +192,14 @@ def _storage(setting: Setting, text: str) -> str:
             " (rediss:// and redis+unix:// work too)"
         )
     return text
+
+
+# The kinds whose value is checked as text by one function each (the others are read in coerce itself).
+_TEXT_KINDS = {
+    "rate": _rate,
+    "storage": _storage,
+    "origins": _origins,
+    "url": _url,
+    "hosts": _hosts,
+    "remote": _remote,
+}
