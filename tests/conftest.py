@@ -446,17 +446,22 @@ def fuzz(tmp_path_factory, model_data) -> Authoring:
     return authoring
 
 
-@pytest.fixture
-def logged(fuzz):
-    """The fuzz instance with an empty search log and a fresh test client (no cookies): for the search-log tests."""
+def empty_search_log(data: Path) -> None:
+    """Delete every row of an instance's search log."""
     from kb import store
 
-    db = store.connect(fuzz.data)
+    db = store.connect(data)
     try:
         with store.transaction(db):
             db.execute("DELETE FROM search_log")
     finally:
         db.close()
+
+
+@pytest.fixture
+def logged(fuzz):
+    """The fuzz instance with an empty search log and a fresh test client (no cookies): for the search-log tests."""
+    empty_search_log(fuzz.data)
     fuzz.client = fuzz.app.test_client()
     return fuzz
 

@@ -14,6 +14,7 @@ from kb import search_log, store
 from kb.mcp_server import build_server
 from kb.search import Searcher, fuse_sections
 from kb.web.searches import recorder
+from tests.conftest import empty_search_log
 
 # Each SOP's related-documents list names these titles: the fused ranking's best section is such a list.
 RELATED = "customers who paid a scammer, account closure, delayed creator payouts"
@@ -30,12 +31,7 @@ def gen(workspace):
 @pytest.fixture
 def logged(workspace):
     """The workspace with an empty search log; returns a function listing its rows."""
-    db = store.connect(workspace.data)
-    try:
-        with store.transaction(db):
-            db.execute("DELETE FROM search_log")
-    finally:
-        db.close()
+    empty_search_log(workspace.data)
 
     def rows() -> list[dict]:
         db = store.connect(workspace.data)
