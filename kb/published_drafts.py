@@ -109,7 +109,8 @@ def adopt(content: Path, data: Path, public_url: str, committer: str, now: float
             )
             waiting = {row["id"]: (row["sop_id"], row["markdown"]) for row in waiting.fetchall()}
             for commit, draft, sop_id, reviewer in commits:
-                if waiting.get(draft, ("",))[0] != sop_id or not _commits_text(content, commit, waiting[draft][1]):
+                waiting_sop, markdown = waiting.get(draft, (None, None))
+                if waiting_sop != sop_id or not _commits_text(content, commit, markdown):
                     continue
                 with store.transaction(db, lock=f"publish-finish:{draft}"):
                     if mark(db, draft, reviewer, commit, None, public_url, recovered=True, by="fetch"):

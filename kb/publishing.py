@@ -191,12 +191,11 @@ class Publisher:
             row = db.execute("SELECT status FROM drafts WHERE id = ?", (journal["draft"],)).fetchone()
         if row is None or row["status"] == "published":  # died after recording, or another replica published it
             ours = self._published_commit(journal) if self.remote is not None else None
-            if ours is not None and not self._pushed(ours):  # ...and our commit never left: drop it
+            dropped = ours is not None and not self._pushed(ours)  # ...and our commit never left
+            if dropped:
                 self.remote.reset()
-                self.journal_path.unlink(missing_ok=True)
-                return "rolled-back"
             self.journal_path.unlink(missing_ok=True)
-            return "rolled-forward"
+            return "rolled-back" if dropped else "rolled-forward"
         ours = self._published_commit(journal)
         if ours is not None and self.remote is not None and not self._pushed(ours):
             self._roll_back(journal, reason="its commit did not reach the content remote")

@@ -265,17 +265,24 @@ Workflow(settings).approve(approver, {draft})
 """
 
 
-@pytest.mark.parametrize(("step", "outcome"), [("committed", "rolled-back"), ("pushed", "rolled-forward")])
-def test_a_crash_before_the_push_rolls_back_and_after_it_rolls_forward(replicas, step, outcome):
-    b, remote = replicas.b, replicas.remote
-    draft = in_review(b, text("zebraquux"))
-    start = remote_log(remote)
-    script = CRASH.format(content=str(b.settings["CONTENT_DIR"]), data=str(b.data), remote=str(remote), draft=draft)
+def crash_while_publishing(instance: Authoring, remote, draft: int, step: str) -> None:
+    """Approve draft on instance in a fresh interpreter that dies (exit 75) at step of the publish."""
+    script = CRASH.format(
+        content=str(instance.settings["CONTENT_DIR"]), data=str(instance.data), remote=str(remote), draft=draft
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)], env={**env, CRASH_AT_ENV: step}, cwd=ROOT, timeout=300
     )
     assert done.returncode == 75
+
+
+@pytest.mark.parametrize(("step", "outcome"), [("committed", "rolled-back"), ("pushed", "rolled-forward")])
+def test_a_crash_before_the_push_rolls_back_and_after_it_rolls_forward(replicas, step, outcome):
+    b, remote = replicas.b, replicas.remote
+    draft = in_review(b, text("zebraquux"))
+    start = remote_log(remote)
+    crash_while_publishing(b, remote, draft, step)
     assert Workflow(b.settings).recover() == outcome
     assert head(b) == remote_log(remote)[0] and git(b.repo, "status", "--porcelain") == ""
     if outcome == "rolled-back":
@@ -283,20 +290,6 @@ def test_a_crash_before_the_push_rolls_back_and_after_it_rolls_forward(replicas,
     else:
         assert len(remote_log(remote)) == len(start) + 1 and draft_status(b, draft) == "published"
         assert found(b, "zebraquux") == [SOP]
-
-
-def crash_while_publishing(instance: Authoring, remote, draft: int, step: str) -> None:
-    """Approve draft on instance in a fresh interpreter that dies (exit 75) at step of the publish."""
-    script = CRASH.format(
-        content=str(instance.settings["CONTENT_DIR"]), data=str(instance.data), remote=str(remote), draft=draft
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    if instance.settings.get("DATABASE_URL"):
-        env["KB_DATABASE_URL"] = instance.settings["DATABASE_URL"]
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], env={**env, CRASH_AT_ENV: step}, cwd=ROOT, timeout=300
-    )
-    assert done.returncode == 75
 
 
 def test_a_replica_that_dies_after_its_push_has_its_draft_marked_published_by_the_replica_that_fetches(
