@@ -366,3 +366,10 @@ def test_kb_serve_stops_at_start_when_the_redis_of_the_limits_cannot_be_reached(
     assert result.exit_code == 1
     assert "KB_RATE_LIMIT_STORAGE: cannot reach redis://***@127.0.0.1" in result.output
     assert "hunter2" not in result.output and "Listening" not in result.output
+
+
+@pytest.mark.parametrize("forwarded", ["<script>alert(1)</script>", "4111 1111 1111 1111", "x" * 5000, ""])
+def test_behind_a_proxy_a_forwarded_client_that_is_no_address_counts_as_the_proxy(limited, authoring, forwarded):
+    client = limited(PROXY_HOPS=1)(A)
+    client.post("/api/v1/drafts", json={}, headers={"X-Forwarded-For": forwarded})
+    assert authoring.audit(action="unauthenticated_write")[0]["client"] == A

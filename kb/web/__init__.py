@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from flask import Flask
@@ -34,7 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.getLogger("kb").setLevel(settings["LOG_LEVEL"])
     if settings["PROXY_HOPS"]:  # behind load balancers: the client is the address the last trusted one saw
         hops = settings["PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+        app.wsgi_app = ProxyFix(_forwarded_ip_only(app.wsgi_app), x_for=hops, x_proto=hops)
     store.check(settings["DATA_DIR"])  # a shared database that cannot be reached stops kb here, named
     searcher_ = Searcher(settings)
     workflow_ = Workflow(settings, encoder=lambda: searcher_.encoder)
@@ -98,3 +99,17 @@ def start_delivery(app: Flask) -> DeliveryWorker:
     worker.start()
     app.extensions["kb"]["delivery"] = worker
     return worker
+
+
+def _forwarded_ip_only(wsgi_app):
+    """Behind ProxyFix: a forwarded client that is no IP address (a malformed or hostile X-Forwarded-For) is
+    replaced by the address the connection came from, so it never becomes a rate-limit key or an audit row."""
+
+    def app(environ, start_response):
+        try:
+            ipaddress.ip_address(environ.get("REMOTE_ADDR", ""))
+        except ValueError:
+            environ["REMOTE_ADDR"] = environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR", "-")
+        return wsgi_app(environ, start_response)
+
+    return app
